@@ -1,0 +1,70 @@
+"""Asynchronous advantage actor-critic, A3C (Mnih et al. 2016, Algorithm S3), feed-forward.
+
+Each actor-learner syncs θ' ← θ, samples actions from its policy π(·|s; θ') for t_max = 5 steps or
+until a terminal state, then computes, from the state s_t it stopped in,
+
+    R = 0                 if s_t is terminal
+    R = V(s_t; θ'_v)      otherwise
+    for i = t−1, …, t_start:
+        R ← r_i + γR
+        A_i = R − V(s_i; θ'_v)                                   (advantage, no gradient through it)
+        dθ  += −∇θ' [ log π(a_i|s_i; θ') A_i + β H(π(·|s_i; θ')) ]
+        dθ_v += ∇θ'_v  c_v (R − V(s_i; θ'_v))²
+
+with entropy weight β = 0.01 and value-loss weight c_v = 0.5, and applies dθ, dθ_v to the shared
+parameters without locks. Policy (softmax) and value (linear) are two heads on one shared torso, so
+one backward pass through ``loss`` gives both gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from algorithms.base import Algorithm, Hyperparameters, Segment, n_step_returns, register
+from algorithms.networks import ActorCriticNetwork
+
+
+@dataclass
+class A3CHyperparameters(Hyperparameters):
+    entropy_beta: float = 0.01
+    value_loss_coef: float = 0.5
+
+
+@register
+class A3C(Algorithm):
+    name = "a3c"
+    Hyperparameters = A3CHyperparameters
+
+    def build_network(self, obs_space, n_actions):
+        return ActorCriticNetwork(obs_space, n_actions)
+
+    def act(self, out, frames, rng: np.random.Generator) -> int:
+        logits, _ = out
+        probs = torch.softmax(logits[0], dim=0).numpy()
+        cdf = np.cumsum(probs)
+        return min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(probs) - 1)
+
+    def act_eval(self, out, rng: np.random.Generator) -> int:
+        return self.act(out, 0, rng)  # the stochastic policy, as trained
+
+    def loss(self, net, target_net, seg: Segment):
+        n = len(seg)
+        logits, values = net(torch.cat([seg.obs, seg.next_obs]))  # one batch: s_0 .. s_n
+        bootstrap = 0.0 if seg.terminal else float(values[n].detach())  # V(s_t; θ'_v)
+        R = n_step_returns(seg.rewards, bootstrap, self.hp.gamma)
+        logits, values = logits[:n], values[:n]
+        log_probs = F.log_softmax(logits, dim=1)
+        entropy = -(log_probs.exp() * log_probs).sum(dim=1)  # H(π(·|s_i))
+        log_pi_a = log_probs.gather(1, seg.actions[:, None]).squeeze(1)
+        advantage = R - values
+        policy_loss = -(log_pi_a * advantage.detach()).sum() - self.hp.entropy_beta * entropy.sum()
+        value_loss = self.hp.value_loss_coef * (advantage**2).sum()
+        return policy_loss + value_loss, {
+            "policy_loss": float(policy_loss.detach()),
+            "value_loss": float(value_loss.detach()),
+            "entropy": float(entropy.detach().mean()),
+        }

@@ -1,0 +1,189 @@
+"""The algorithm contract: what a method owns, and nothing of what the engine owns.
+
+An algorithm owns its network heads, its action selection and its loss. The engine
+(``harness.engine``) owns processes, shared parameters, the optimizer, the frame counter T, the
+target network, gradient clipping and the learning-rate schedule. They meet in four calls::
+
+    net = algo.build_network(obs_space, n_actions)        # once per process
+    algo.init_worker(worker_index, rng)                   # per worker: e.g. its final epsilon
+    a   = algo.act(net_output, frames, rng)               # each step, from net(obs[None]) under no_grad
+    loss, stats = algo.loss(net, target_net, segment)     # each segment; the engine backprops it
+
+A segment is what one worker collected since its last update: states s_0..s_{n-1}, actions,
+rewards (clipped for learning) and the state s_n it ended in, with ``terminal`` telling whether the
+episode ended there (no bootstrap). Segments end after ``t_max`` steps or at the end of an episode,
+so only the last transition can be terminal.
+
+A new algorithm subclasses :class:`Algorithm`, declares a ``Hyperparameters`` dataclass (with
+``lr`` defaults per observation kind in ``default_lr``) and registers itself with :func:`register`
+or through the ``harness.algorithms`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass
+class Segment:
+    """Up to t_max transitions of one worker, oldest first."""
+
+    obs: torch.Tensor  # [n, *obs_shape]: s_0 .. s_{n-1}
+    actions: torch.Tensor  # [n] int64
+    rewards: torch.Tensor  # [n] float32, clipped for learning when the run clips rewards
+    next_obs: torch.Tensor  # [1, *obs_shape]: s_n, the state after the last action
+    terminal: bool  # s_n is terminal: bootstrap with 0
+    next_action: int | None = None  # action chosen in s_n (only for algorithms with needs_next_action)
+
+    def __len__(self) -> int:
+        return int(self.actions.shape[0])
+
+    @property
+    def successors(self) -> torch.Tensor:
+        """s_1 .. s_n: the state after each transition, [n, *obs_shape]."""
+        return torch.cat([self.obs[1:], self.next_obs], dim=0)
+
+
+@dataclass
+class Hyperparameters:
+    """Hyperparameters every built-in method shares; subclasses add their own fields."""
+
+    gamma: float = 0.99
+    t_max: int = 5  # steps per segment (t_max, or I_AsyncUpdate for the one-step methods)
+
+
+class Algorithm:
+    """Base class of the four built-in methods and of plug-ins."""
+
+    name: ClassVar[str] = ""
+    Hyperparameters: ClassVar[type] = Hyperparameters
+    #: the engine keeps a shared target network θ⁻ (copied from θ every target_update_frames)
+    uses_target_network: ClassVar[bool] = False
+    #: the engine chooses the action in s_n before the update and then takes it (SARSA)
+    needs_next_action: ClassVar[bool] = False
+    #: default initial learning rate per observation kind ("image" or "vector")
+    default_lr: ClassVar[dict[str, float]] = {"image": 7e-4, "vector": 1e-3}
+    #: hyperparameter defaults that differ for vector observations (short runs on small tasks)
+    vector_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, hp: Any | None = None):
+        self.hp = hp if hp is not None else self.Hyperparameters()
+
+    # -- construction -----------------------------------------------------------------------
+    @classmethod
+    def make_hyperparameters(cls, obs_kind: str, overrides: dict[str, Any] | None = None) -> Any:
+        """Defaults for the observation kind, then the user's overrides (unknown keys raise)."""
+        values = dict(cls.vector_defaults) if obs_kind == "vector" else {}
+        values.update(overrides or {})
+        names = {f.name for f in dataclasses.fields(cls.Hyperparameters)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(
+                f"unknown hyperparameter(s) {', '.join(unknown)} for {cls.name}; "
+                f"allowed: {', '.join(sorted(names))}"
+            )
+        return cls.Hyperparameters(**values)
+
+    def build_network(self, obs_space: Any, n_actions: int) -> nn.Module:
+        raise NotImplementedError
+
+    def init_worker(self, worker_index: int, rng: np.random.Generator) -> None:
+        """Per-worker state (exploration). Called once in each worker process."""
+
+    # -- acting -----------------------------------------------------------------------------
+    def act(self, out: Any, frames: int, rng: np.random.Generator) -> int:
+        """Behaviour policy: choose an action from the network output for one state."""
+        raise NotImplementedError
+
+    def act_eval(self, out: Any, rng: np.random.Generator) -> int:
+        """Evaluation policy."""
+        raise NotImplementedError
+
+    # -- learning ---------------------------------------------------------------------------
+    def loss(
+        self, net: nn.Module, target_net: nn.Module | None, seg: Segment
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The segment's loss; the engine calls backward() on it and applies the gradient."""
+        raise NotImplementedError
+
+
+def epsilon_greedy(q: torch.Tensor, epsilon: float, rng: np.random.Generator) -> int:
+    """q: [1, n_actions]."""
+    n = q.shape[-1]
+    if rng.random() < epsilon:
+        return int(rng.integers(n))
+    return int(q.argmax(dim=-1).item())
+
+
+def linear_epsilon(frames: int, final: float, anneal_frames: int) -> float:
+    """ε annealed linearly from 1 to ``final`` over the first ``anneal_frames`` global frames."""
+    if anneal_frames <= 0:
+        return final
+    frac = min(1.0, frames / anneal_frames)
+    return 1.0 + frac * (final - 1.0)
+
+
+@dataclass
+class EpsilonHyperparameters(Hyperparameters):
+    """Exploration of the value-based methods (paper, as implemented by Kaixhin/Atari)."""
+
+    final_epsilons: tuple[float, ...] = (0.1, 0.01, 0.5)
+    final_epsilon_probs: tuple[float, ...] = (0.4, 0.3, 0.3)
+    epsilon_anneal_frames: int = 4_000_000
+    eval_epsilon: float = 0.05
+
+
+class EpsilonGreedyMixin:
+    """Per-worker final ε sampled from {0.1, 0.01, 0.5} w.p. {0.4, 0.3, 0.3}, annealed from 1."""
+
+    hp: EpsilonHyperparameters
+    final_epsilon: float = 0.1
+
+    def init_worker(self, worker_index: int, rng: np.random.Generator) -> None:
+        eps = np.asarray(self.hp.final_epsilons, dtype=float)
+        probs = np.asarray(self.hp.final_epsilon_probs, dtype=float)
+        self.final_epsilon = float(rng.choice(eps, p=probs / probs.sum()))
+
+    def epsilon(self, frames: int) -> float:
+        return linear_epsilon(frames, self.final_epsilon, self.hp.epsilon_anneal_frames)
+
+    def act(self, out: torch.Tensor, frames: int, rng: np.random.Generator) -> int:
+        return epsilon_greedy(out, self.epsilon(frames), rng)
+
+    def act_eval(self, out: torch.Tensor, rng: np.random.Generator) -> int:
+        return epsilon_greedy(out, self.hp.eval_epsilon, rng)
+
+
+_REGISTRY: dict[str, type[Algorithm]] = {}
+
+
+def register(cls: type[Algorithm]) -> type[Algorithm]:
+    """Class decorator: make an algorithm available by its ``name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__qualname__} needs a non-empty class attribute `name`")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registry() -> dict[str, type[Algorithm]]:
+    return _REGISTRY
+
+
+def n_step_returns(rewards: torch.Tensor, bootstrap: float, gamma: float) -> torch.Tensor:
+    """Forward-view returns of a segment: R ← bootstrap; for i = n-1 … 0: R ← r_i + γR.
+
+    The last state gets a 1-step return, the one before a 2-step return, … up to n steps.
+    ``bootstrap`` is 0 when the segment ended in a terminal state.
+    """
+    out = torch.empty_like(rewards)
+    R = float(bootstrap)
+    for i in range(rewards.shape[0] - 1, -1, -1):
+        R = float(rewards[i]) + gamma * R
+        out[i] = R
+    return out

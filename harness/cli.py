@@ -1,0 +1,198 @@
+"""The ``harness`` command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.config import OPTIMIZERS, ConfigError, EngineSettings, EvalSettings, make_run_config
+from harness.envs import EnvSettings
+
+EXIT_CODES = {"done": 0, "failed": 1, "diverged": 3, "interrupted": 130}
+
+
+class HarnessError(click.ClickException):
+    """A one-line user error: exit code 2, no traceback."""
+
+    exit_code = 2
+
+
+def _hyperparameter_fields() -> dict[str, dataclasses.Field]:
+    """Every hyperparameter of the installed algorithms, by name (first definition wins)."""
+    from harness.plugins import available_algorithms, load_algorithm
+
+    fields: dict[str, dataclasses.Field] = {}
+    for name in available_algorithms():
+        try:
+            cls = load_algorithm(name)
+        except Exception:  # noqa: BLE001 - a broken plug-in must not break the CLI
+            continue
+        for f in dataclasses.fields(cls.Hyperparameters):
+            fields.setdefault(f.name, f)
+    return fields
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def _option_for(prefix: str, f: dataclasses.Field, group: str) -> click.Option:
+    default = _default_of(f)
+    flag = f"--{prefix}{f.name.replace('_', '-')}"
+    dest = f"{group}__{f.name}"
+    help_text = f"[{group}] default {default!r}"
+    if isinstance(default, bool):
+        return click.Option([f"{flag}/--no-{prefix}{f.name.replace('_', '-')}", dest], default=None, help=help_text)
+    if isinstance(default, (tuple, list)):
+        return click.Option([flag, dest], default=None, metavar="A,B,...", help=help_text + " (comma-separated)")
+    kind = type(default) if isinstance(default, (int, float)) else float if f.name == "stop_return" else str
+    if kind is int:
+        kind = _IntLike()
+    return click.Option([flag, dest], type=kind, default=None, help=help_text)
+
+
+class _IntLike(click.ParamType):
+    """Integers that may be written as 4e6."""
+
+    name = "integer"
+
+    def convert(self, value, param, ctx):
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if f != int(f):
+            self.fail(f"{value!r} is not a whole number", param, ctx)
+        return int(f)
+
+
+def _collect(kwargs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    groups: dict[str, dict[str, Any]] = {"hp": {}, "env": {}, "engine": {}, "eval": {}}
+    for key in list(kwargs):
+        if "__" in key:
+            group, name = key.split("__", 1)
+            value = kwargs.pop(key)
+            if value is None:
+                continue
+            if isinstance(value, str) and group == "hp":
+                value = tuple(float(x) for x in value.split(","))
+            groups[group][name] = value
+    return groups
+
+
+def _dynamic_options(func):
+    fields = _hyperparameter_fields()
+    options = [_option_for("", f, "hp") for f in fields.values()]
+    options += [_option_for("", f, "env") for f in dataclasses.fields(EnvSettings)]
+    options += [_option_for("", f, "engine") for f in dataclasses.fields(EngineSettings)]
+    options += [_option_for("eval-", f, "eval") for f in dataclasses.fields(EvalSettings)]
+    for opt in reversed(options):
+        click.decorators._param_memo(func, opt)  # same as stacking @click.option decorators
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="async-rl-harness")
+def cli() -> None:
+    """Benchmark asynchronous deep RL methods (Mnih et al. 2016) on Atari and gymnasium tasks."""
+
+
+def _progress_printer(label: str):
+    tty = sys.stderr.isatty()
+    state = {"last": 0.0}
+
+    def show(p) -> None:
+        if not tty and time.monotonic() - state["last"] < 10:
+            return
+        state["last"] = time.monotonic()
+        ret = "n/a" if p.recent_return is None else f"{p.recent_return:.1f}"
+        eta = "?" if p.eta_seconds is None else time.strftime("%H:%M:%S", time.gmtime(p.eta_seconds))
+        line = (f"{label} frames {p.frames:,}/{p.budget:,} ({100 * p.frames / p.budget:.0f}%)  "
+                f"{p.frames_per_second:,.0f} frames/s  recent return {ret}  episodes {p.episodes}  ETA {eta}")
+        click.echo(("\r" + line + "\x1b[K") if tty else line, err=True, nl=not tty)
+
+    return show
+
+
+def run_one(cfg, out: Path, resume: bool = True, label: str = "") -> int:
+    """Train ``cfg`` into ``out`` with a progress line; print the outcome; return the exit code."""
+    from harness.engine import train
+
+    result = train(cfg, out, resume=resume, on_progress=_progress_printer(label or cfg.algorithm))
+    if sys.stderr.isatty():
+        click.echo("", err=True)
+    summary = (f"{result.state}: {result.frames:,} frames in {result.wall_seconds:.1f} s "
+               f"({result.frames_per_second:,.0f} frames/s)")
+    if result.error:
+        summary += f" — {result.error}"
+    click.echo(summary)
+    click.echo(f"output: {out}")
+    return EXIT_CODES.get(result.state, 1)
+
+
+@cli.command()
+@click.option("--algo", "algorithm", required=True, help="one_step_q, one_step_sarsa, n_step_q, a3c, or module:Class")
+@click.option("--env", required=True, help="Atari game (Pong, ALE/Pong-v5) or gymnasium id (CartPole-v1)")
+@click.option("--threads", type=int, default=1, show_default=True, help="actor-learner processes")
+@click.option("--lr", type=float, default=None, help="initial learning rate [default: the algorithm's for this observation kind]")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--frames", type=_IntLike(), default=1_000_000, show_default=True, help="budget in emulator frames (4 per step on Atari)")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="shared_rmsprop", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="run folder")
+@click.option("--fresh", is_flag=True, help="ignore an existing checkpoint in --out and start from scratch")
+@click.option("--env-module", "env_modules", multiple=True, help="module to import that registers gymnasium envs")
+@_dynamic_options
+def train(algorithm, env, threads, lr, seed, frames, optimizer, out, fresh, env_modules, **kwargs) -> None:
+    """Train one run into OUT (config.json, status.json, episodes.csv, evals.csv).
+
+    Exit code: 0 done, 1 failed, 3 diverged, 130 interrupted, 2 bad arguments.
+    """
+    groups = _collect(kwargs)
+    try:
+        cfg = make_run_config(
+            algorithm=algorithm, env=env, threads=threads, lr=lr, seed=seed, frames=frames,
+            optimizer=optimizer, hyperparameters=groups["hp"], env_settings=groups["env"],
+            engine=groups["engine"], eval=groups["eval"], env_modules=tuple(env_modules),
+        )
+    except ConfigError as exc:
+        raise HarnessError(str(exc)) from None
+    raise SystemExit(run_one(cfg, out, resume=not fresh))
+
+
+@cli.command()
+@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
+def demo(results_dir: Path) -> None:
+    """The embedded default job: a short A3C run on CartPole-v1 with 2 workers."""
+    cfg = make_run_config(algorithm="a3c", env="CartPole-v1", threads=2, seed=0, frames=200_000, eval={"episodes": 10})
+    out = results_dir / "demo" / "a3c-CartPole-v1"
+    raise SystemExit(run_one(cfg, out, resume=False, label="demo"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: click errors become one line on stderr with exit code 2."""
+    try:
+        rv = cli.main(args=argv, prog_name="harness", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except click.ClickException as exc:
+        click.echo(f"harness: error: {exc.format_message()}", err=True)
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.Abort:
+        click.echo("harness: aborted", err=True)
+        raise SystemExit(130) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    raise SystemExit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""A run's fully resolved configuration: what ``config.json`` holds (schema in README)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.envs import EnvError, EnvSettings, EnvSpec, resolve_env
+from harness.plugins import AlgorithmError, load_algorithm
+
+SCHEMA_VERSION = 1
+OPTIMIZERS = ("shared_rmsprop", "rmsprop", "momentum_sgd")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names what is allowed."""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What the engine owns: optimizer constants, clipping, target network, checkpoints."""
+
+    grad_clip: float = 40.0  # global-norm clip of each segment's gradient (0 disables)
+    rmsprop_alpha: float = 0.99
+    rmsprop_eps: float = 0.1  # θ ← θ − η Δθ / sqrt(g + ε)
+    momentum: float = 0.99  # momentum_sgd: m ← αm + (1−α)Δθ; θ ← θ − ηm
+    target_update_frames: int = 40_000  # θ⁻ ← θ when T crosses a multiple of this (value-based)
+    checkpoint_seconds: float = 300.0  # 0 disables checkpoints
+    stop_return: float | None = None  # stop early once the mean return of the last stop_window episodes reaches it
+    stop_window: int = 50
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Evaluation of the shared model; runs after training, outside the timed part."""
+
+    episodes: int = 10
+    every_frames: int = 0  # snapshot θ every this many frames for later evaluation (0: final only)
+    max_seconds: float = 600.0  # wall-clock cap on one evaluation point
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    algorithm: str
+    env: str
+    threads: int
+    lr: float
+    seed: int
+    frames: int
+    optimizer: str
+    hyperparameters: dict[str, Any]
+    env_spec: EnvSpec
+    env_settings: EnvSettings = field(default_factory=EnvSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    env_modules: tuple[str, ...] = ()
+    suite: str | None = None
+    run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "algorithm": self.algorithm,
+            "env": self.env,
+            "env_id": self.env_spec.env_id,
+            "game": self.env_spec.game,
+            "is_atari": self.env_spec.is_atari,
+            "threads": self.threads,
+            "lr": self.lr,
+            "seed": self.seed,
+            "frames": self.frames,
+            "optimizer": self.optimizer,
+            "hyperparameters": dict(self.hyperparameters),
+            "env_settings": self.env_settings.to_dict() | {"frames_per_step": self.env_spec.frames_per_step},
+            "engine": dataclasses.asdict(self.engine),
+            "eval": dataclasses.asdict(self.eval),
+            "env_modules": list(self.env_modules),
+            "suite": self.suite,
+            "run_id": self.run_id,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        env_settings = {k: v for k, v in d.get("env_settings", {}).items() if k != "frames_per_step"}
+        return make_run_config(
+            algorithm=d["algorithm"],
+            env=d["env"],
+            threads=d["threads"],
+            lr=d["lr"],
+            seed=d["seed"],
+            frames=d["frames"],
+            optimizer=d.get("optimizer", "shared_rmsprop"),
+            hyperparameters=d.get("hyperparameters", {}),
+            env_settings=env_settings,
+            engine=d.get("engine", {}),
+            eval=d.get("eval", {}),
+            env_modules=tuple(d.get("env_modules", ())),
+            suite=d.get("suite"),
+            run_id=d.get("run_id"),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> RunConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _dataclass_from(cls: type, values: dict[str, Any], what: str):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown {what} setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
+    return cls(**values)
+
+
+def observation_kind(spec: EnvSpec, env_settings: EnvSettings) -> str:
+    """``"image"`` (Atari) or ``"vector"``, without stepping the environment."""
+    if spec.is_atari:
+        return "image"
+    import gymnasium as gym
+
+    env = gym.make(spec.env_id)
+    try:
+        return "image" if len(env.observation_space.shape or ()) == 3 else "vector"
+    finally:
+        env.close()
+
+
+def make_run_config(
+    *,
+    algorithm: str,
+    env: str,
+    threads: int = 1,
+    lr: float | None = None,
+    seed: int = 0,
+    frames: int | float = 1_000_000,
+    optimizer: str = "shared_rmsprop",
+    hyperparameters: dict[str, Any] | None = None,
+    env_settings: dict[str, Any] | None = None,
+    engine: dict[str, Any] | None = None,
+    eval: dict[str, Any] | None = None,
+    env_modules: tuple[str, ...] = (),
+    suite: str | None = None,
+    run_id: str | None = None,
+) -> RunConfig:
+    """Validate every value and fill in defaults. Raises :class:`ConfigError` with one line."""
+    try:
+        algo_cls = load_algorithm(algorithm)
+        spec = resolve_env(env, tuple(env_modules))
+    except (AlgorithmError, EnvError) as exc:
+        raise ConfigError(str(exc)) from None
+    if not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"threads must be an integer >= 1, got {threads!r}")
+    if frames is None or float(frames) <= 0 or float(frames) != int(float(frames)):
+        raise ConfigError(f"frames must be a positive whole number of emulator frames, got {frames!r}")
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+    env_s = _dataclass_from(EnvSettings, env_settings or {}, "environment")
+    engine_s = _dataclass_from(EngineSettings, engine or {}, "engine")
+    eval_s = _dataclass_from(EvalSettings, eval or {}, "eval")
+    kind = observation_kind(spec, env_s)
+    try:
+        hp = algo_cls.make_hyperparameters(kind, hyperparameters)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    if lr is None:
+        lr = algo_cls.default_lr[kind]
+    if not lr > 0:
+        raise ConfigError(f"learning rate must be > 0, got {lr!r}")
+    return RunConfig(
+        algorithm=algorithm,
+        env=env,
+        threads=threads,
+        lr=float(lr),
+        seed=int(seed),
+        frames=int(float(frames)),
+        optimizer=optimizer,
+        hyperparameters=dataclasses.asdict(hp),
+        env_spec=spec,
+        env_settings=env_s,
+        engine=engine_s,
+        eval=eval_s,
+        env_modules=tuple(env_modules),
+        suite=suite,
+        run_id=run_id,
+    )

@@ -1,0 +1,303 @@
+"""The supervisor: one run from a :class:`RunConfig` to a finished run folder.
+
+It owns the processes and the shared memory: it builds the model, puts θ, θ⁻, the optimizer
+statistics and the frame counter T in shared memory, spawns ``threads`` workers, writes their
+episodes to ``episodes.csv`` as they arrive, checkpoints, and decides how the run ends:
+
+- ``done``: T reached the frame budget (or ``stop_return`` was reached);
+- ``failed``: a worker raised or died (the message names it), within a fraction of a second;
+- ``diverged``: a worker saw a non-finite loss or gradient (normal at high learning rates);
+- ``interrupted``: SIGINT or SIGTERM.
+
+In every case it stops all workers (stop event, then terminate, then kill), so no process outlives
+the run; workers also ask the kernel to kill them if the supervisor itself dies. After training,
+with the workers gone and the clock stopped, it evaluates the final model and any snapshots.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import queue as queue_mod
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.multiprocessing as mp
+
+from harness import store
+from harness.config import RunConfig
+from harness.engine.shared import OptimizerState, flatten_into
+from harness.engine.worker import SharedState, worker_main
+from harness.envs import make_env
+from harness.evaluate import evaluate, summarize
+from harness.plugins import load_algorithm
+
+CHECKPOINT = "checkpoint.pt"
+POLL_SECONDS = 0.05
+JOIN_SECONDS = 5.0
+
+
+@dataclass
+class Progress:
+    frames: int
+    budget: int
+    wall_seconds: float
+    frames_per_second: float
+    recent_return: float | None
+    episodes: int
+
+    @property
+    def eta_seconds(self) -> float | None:
+        if self.frames_per_second <= 0:
+            return None
+        return max(0.0, (self.budget - self.frames) / self.frames_per_second)
+
+
+@dataclass
+class RunResult:
+    state: str
+    error: str | None
+    frames: int
+    wall_seconds: float
+    out_dir: Path
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+class _Signals:
+    """SIGINT/SIGTERM set a flag instead of raising, while the supervisor runs."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self._old: dict[int, object] = {}
+
+    def __enter__(self):
+        if hasattr(signal, "SIGTERM") and _main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def train(
+    cfg: RunConfig,
+    out_dir: Path,
+    *,
+    resume: bool = True,
+    on_progress: Callable[[Progress], None] | None = None,
+    progress_every: float = 1.0,
+) -> RunResult:
+    """Train one run into ``out_dir``; resume from its checkpoint when one exists."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store.write_json_atomic(out_dir / "config.json", cfg.to_dict())
+    torch.set_num_threads(1)
+
+    algo_cls = load_algorithm(cfg.algorithm)
+    algo = algo_cls(algo_cls.Hyperparameters(**cfg.hyperparameters))
+    probe_env = make_env(cfg.env_spec, cfg.env_settings)
+    torch.manual_seed(cfg.seed)
+    net = algo.build_network(probe_env.observation_space, probe_env.n_actions)
+    params = flatten_into(net).share_memory_()
+    target = params.clone().share_memory_() if algo.uses_target_network else None
+    opt_state = OptimizerState.allocate(cfg.optimizer, params.numel(), cfg.threads)
+
+    frames0, elapsed0, snapshots = 0, 0.0, []
+    ckpt_path = out_dir / CHECKPOINT
+    if resume and ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        params.copy_(ckpt["params"])
+        if target is not None and ckpt.get("target") is not None:
+            target.copy_(ckpt["target"])
+        opt_state.stats.copy_(ckpt["opt_stats"])
+        frames0, elapsed0, snapshots = int(ckpt["frames"]), float(ckpt["wall_seconds"]), list(ckpt["snapshots"])
+        store.truncate_csv_after(out_dir / "episodes.csv", frames0)
+    else:
+        for name in ("episodes.csv", "evals.csv"):
+            (out_dir / name).unlink(missing_ok=True)
+    (out_dir / "evals.csv").unlink(missing_ok=True)
+    episodes_log = store.CsvLog(out_dir / "episodes.csv", store.EPISODE_COLUMNS)
+
+    started_at = store.utc_now()
+    status = {
+        "schema_version": 1,
+        "state": "running",
+        "error": None,
+        "started_at": started_at,
+        "ended_at": None,
+        "frames_done": frames0,
+        "wall_seconds": elapsed0,
+        "frames_per_second": None,
+        "resumed_from_frames": frames0 or None,
+        "host": store.host_info(cfg.threads),
+        "versions": store.versions(),
+        "pid": os.getpid(),
+    }
+    store.write_json_atomic(out_dir / "status.json", status)
+
+    ctx = mp.get_context("spawn")
+    counter = ctx.Value("q", frames0)
+    stop = ctx.Event()
+    msgs = ctx.Queue()
+    t_start = time.time()
+    shared = SharedState(params, target, opt_state.stats, cfg.optimizer, counter, stop, msgs, t_start - elapsed0)
+
+    state, error = "running", None
+    recent = collections.deque(maxlen=max(cfg.engine.stop_window, 1))
+    n_episodes = 0
+    every = cfg.eval.every_frames
+    next_snapshot = (frames0 // every + 1) * every if every else None
+    last_ckpt = last_progress = time.monotonic()
+    procs = []
+
+    def save_checkpoint(frames: int, wall: float) -> None:
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(
+            {"frames": frames, "wall_seconds": wall, "params": params.clone(),
+             "target": None if target is None else target.clone(), "opt_stats": opt_state.stats.clone(),
+             "snapshots": snapshots},
+            tmp,
+        )
+        os.replace(tmp, ckpt_path)
+
+    def drain(block_seconds: float) -> None:
+        nonlocal state, error, n_episodes
+        rows = []
+        deadline = time.monotonic() + block_seconds
+        while True:
+            try:
+                timeout = max(0.0, deadline - time.monotonic())
+                kind, *payload = msgs.get(timeout=timeout) if timeout > 0 else msgs.get_nowait()
+            except queue_mod.Empty:
+                break
+            if kind == "episode":
+                rows.append(payload[0])
+                recent.append(payload[0]["return"])
+            elif kind == "error" and state in ("running", "done"):
+                state, error = "failed", f"worker {payload[0]} raised: {payload[1].strip().splitlines()[-1]}"
+                status["traceback"] = payload[1]
+            elif kind == "diverged" and state in ("running", "done"):
+                state, error = "diverged", payload[1]
+        if rows:
+            episodes_log.append(rows)
+            n_episodes += len(rows)
+
+    with _Signals() as signals:
+        try:
+            if frames0 < cfg.frames:
+                for rank in range(cfg.threads):
+                    p = ctx.Process(target=worker_main, args=(rank, cfg.to_dict(), shared), name=f"harness-worker-{rank}", daemon=True)
+                    p.start()
+                    procs.append(p)
+            while state == "running":
+                drain(POLL_SECONDS)
+                T = counter.value
+                now = time.monotonic()
+                wall = time.time() - shared.t0
+                if state != "running":
+                    break
+                if signals.received is not None:
+                    state, error = "interrupted", f"received {signal.Signals(signals.received).name}"
+                    break
+                dead = [(i, p.exitcode) for i, p in enumerate(procs) if p.exitcode not in (None, 0)]
+                if dead:
+                    drain(0.2)  # a worker that raised has already queued its traceback
+                    if state == "running":
+                        i, code = dead[0]
+                        state, error = "failed", f"worker {i} died ({_exit_reason(code)}) at frame {T}"
+                    break
+                if T >= cfg.frames or (procs and all(p.exitcode == 0 for p in procs)) or not procs:
+                    state = "done"
+                    break
+                if cfg.engine.stop_return is not None and len(recent) == recent.maxlen and sum(recent) / len(recent) >= cfg.engine.stop_return:
+                    state, status["stopped_early"] = "done", f"mean return of the last {len(recent)} episodes reached {cfg.engine.stop_return}"
+                    break
+                if next_snapshot is not None and T >= next_snapshot:
+                    snapshots.append((T, wall, params.clone()))
+                    next_snapshot = (T // every + 1) * every
+                if cfg.engine.checkpoint_seconds and now - last_ckpt >= cfg.engine.checkpoint_seconds:
+                    save_checkpoint(T, wall)
+                    last_ckpt = now
+                if on_progress is not None and now - last_progress >= progress_every:
+                    last_progress = now
+                    done_wall = wall - elapsed0
+                    fps = (T - frames0) / done_wall if done_wall > 0 else 0.0
+                    on_progress(Progress(T, cfg.frames, wall, fps, (sum(recent) / len(recent)) if recent else None, n_episodes))
+        finally:
+            stop.set()
+            wall = time.time() - shared.t0
+            _shutdown(procs, drain)
+            if state == "running":  # an exception in the supervisor itself
+                state, error = "failed", "supervisor error"
+        T = counter.value
+        status.update(frames_done=T, wall_seconds=round(wall, 3),
+                      frames_per_second=round((T - frames0) / (wall - elapsed0), 1) if wall > elapsed0 else None)
+        if state in ("done", "interrupted") and T > frames0:
+            save_checkpoint(T, wall)
+        if state == "done":
+            status["state"] = "evaluating"
+            store.write_json_atomic(out_dir / "status.json", status)
+            interrupted = _evaluate_all(cfg, algo, net, params, probe_env, snapshots, T, wall, out_dir, signals)
+            if interrupted:
+                state, error = "interrupted", "interrupted during evaluation"
+    probe_env.close()
+    status.update(state=state, error=error, ended_at=store.utc_now())
+    store.write_json_atomic(out_dir / "status.json", status)
+    return RunResult(state, error, T, wall, out_dir)
+
+
+def _shutdown(procs, drain) -> None:
+    """Stop event already set: give workers a moment, then terminate, then kill."""
+    deadline = time.monotonic() + JOIN_SECONDS
+    while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
+        drain(0.05)  # keep the queue flowing so workers can flush it and exit
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(2.0)
+        if p.is_alive():
+            p.kill()
+            p.join(2.0)
+    drain(0.0)
+
+
+def _evaluate_all(cfg, algo, net, params, env, snapshots, T, wall, out_dir, signals) -> bool:
+    """Evaluate each snapshot and the final model into evals.csv. True if interrupted."""
+    log = store.CsvLog(out_dir / "evals.csv", store.EVAL_COLUMNS)
+    points = [(f, w, p) for f, w, p in snapshots if f < T] + [(T, wall, params.clone())]
+    local = flatten_into(net)
+    for frames, wall_s, snapshot in points:
+        if signals.received is not None:
+            return True
+        local.copy_(snapshot)
+        returns = evaluate(algo, net, env, cfg.eval.episodes, cfg.seed, cfg.eval.max_seconds)
+        log.append([summarize(frames, wall_s, returns)])
+    return False

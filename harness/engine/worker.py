@@ -1,0 +1,178 @@
+"""One actor-learner process: the paper's "thread".
+
+``worker_main`` is a top-level, spawn-safe function. It acts in its own environment with a local
+copy θ' of the shared parameters, asks the algorithm for the segment's loss, and applies the
+gradient to the shared θ without locks. It reports finished episodes, divergence and errors to the
+supervisor through a queue, and ends when the stop event is set or the frame budget is spent.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import signal
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from algorithms.base import Segment
+
+
+@dataclass
+class SharedState:
+    """What the supervisor shares with every worker (all in shared memory)."""
+
+    params: torch.Tensor  # flat θ
+    target: torch.Tensor | None  # flat θ⁻ (value-based methods)
+    opt_stats: torch.Tensor  # optimizer statistics, see engine.shared.OptimizerState
+    optimizer: str
+    counter: Any  # multiprocessing.Value('q'): global frame counter T
+    stop: Any  # multiprocessing.Event
+    queue: Any  # multiprocessing.Queue: messages to the supervisor
+    t0: float  # time.time() at which the run's wall clock reads 0 (earlier on resume)
+
+
+def worker_seeds(run_seed: int, worker: int) -> tuple[int, int]:
+    """(environment seed, torch/numpy seed) of a worker, derived from the run seed."""
+    a, b = np.random.SeedSequence([run_seed, worker]).generate_state(2)
+    return int(a), int(b)
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGKILL this process if the supervisor dies (no orphans)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:  # pragma: no cover - not Linux
+        pass
+
+
+def worker_main(rank: int, config: dict, shared: SharedState) -> None:
+    """Entry point of worker ``rank`` (spawned by the supervisor)."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+    try:
+        _run(rank, config, shared)
+    except BaseException:  # noqa: BLE001 - report everything, then exit non-zero
+        shared.queue.put(("error", rank, traceback.format_exc(limit=8)))
+        shared.stop.set()
+        raise SystemExit(1)
+
+
+def _run(rank: int, config: dict, shared: SharedState) -> None:
+    from harness.config import RunConfig
+    from harness.engine.shared import FlatOptimizer, OptimizerState, attach_flat_grad, clip_grad_norm_, flatten_into, linear_lr
+    from harness.envs import make_env
+    from harness.plugins import load_algorithm
+
+    cfg = RunConfig.from_dict(config)
+    env_seed, seed = worker_seeds(cfg.seed, rank)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+
+    algo_cls = load_algorithm(cfg.algorithm)
+    algo = algo_cls(algo_cls.Hyperparameters(**cfg.hyperparameters))
+    env = make_env(cfg.env_spec, cfg.env_settings)
+    net = algo.build_network(env.observation_space, env.n_actions)
+    local = flatten_into(net)  # θ'
+    grad = attach_flat_grad(net)  # dθ
+    target_net = None
+    if algo.uses_target_network:
+        target_net = algo.build_network(env.observation_space, env.n_actions)
+        flatten_into(target_net, shared.target)  # reads the shared θ⁻ in place
+        target_net.requires_grad_(False)
+    opt = FlatOptimizer(
+        OptimizerState(shared.optimizer, shared.opt_stats), rank,
+        cfg.engine.rmsprop_alpha, cfg.engine.rmsprop_eps, cfg.engine.momentum,
+    )
+    algo.init_worker(rank, rng)
+
+    t_max = int(cfg.hyperparameters.get("t_max", 5))
+    frames_per_step = cfg.env_spec.frames_per_step
+    budget, lr0, clip_norm = cfg.frames, cfg.lr, cfg.engine.grad_clip
+    target_every = cfg.engine.target_update_frames
+    clip_rewards = cfg.env_settings.clip_rewards
+    needs_next_action = algo.needs_next_action
+    counter, stop, queue, params = shared.counter, shared.stop, shared.queue, shared.params
+
+    obs = env.reset(seed=env_seed)
+    obs_buf = torch.empty((t_max, *obs.shape), dtype=torch.from_numpy(obs).dtype)
+    T = counter.value
+    ep_return, ep_len = 0.0, 0
+    carried_action: int | None = None
+
+    while not stop.is_set() and T < budget:
+        local.copy_(params)  # θ' ← θ
+        actions: list[int] = []
+        rewards: list[float] = []
+        finished: list[tuple[float, int]] = []
+        terminal = over = False
+        next_state = obs
+        for n in range(t_max):
+            o = torch.from_numpy(obs)
+            obs_buf[n] = o
+            if carried_action is None:
+                with torch.no_grad():
+                    a = algo.act(net(o.unsqueeze(0)), T, rng)
+            else:
+                a, carried_action = carried_action, None
+            obs, r, term, over, final = env.step(a)
+            ep_return += r
+            ep_len += 1
+            actions.append(a)
+            rewards.append(max(-1.0, min(1.0, r)) if clip_rewards else r)
+            if over:
+                finished.append((ep_return, ep_len))
+                ep_return, ep_len = 0.0, 0
+                next_state, terminal = final, term
+                break
+            next_state = obs
+            if term:  # life lost (terminal_on_life_loss): terminal for the learner, game goes on
+                terminal = True
+                break
+        n = len(actions)
+        seg = Segment(
+            obs=obs_buf[:n],
+            actions=torch.tensor(actions, dtype=torch.int64),
+            rewards=torch.tensor(rewards, dtype=torch.float32),
+            next_obs=torch.from_numpy(next_state).unsqueeze(0),
+            terminal=terminal,
+        )
+        if needs_next_action and not terminal:
+            with torch.no_grad():
+                seg.next_action = algo.act(net(seg.next_obs), T, rng)
+            if not over:
+                carried_action = seg.next_action  # the action actually taken next
+
+        loss, _ = algo.loss(net, target_net, seg)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            queue.put(("diverged", rank, f"worker {rank}: non-finite loss {loss_value} at frame {T}"))
+            stop.set()
+            return
+        grad.zero_()
+        loss.backward()
+        norm = clip_grad_norm_(grad, clip_norm)
+        if not math.isfinite(norm):
+            queue.put(("diverged", rank, f"worker {rank}: non-finite gradient norm at frame {T}"))
+            stop.set()
+            return
+
+        with counter.get_lock():
+            counter.value += n * frames_per_step
+            T = counter.value
+        opt.step(params, grad, linear_lr(lr0, T, budget))
+        if target_net is not None and T // target_every > (T - n * frames_per_step) // target_every:
+            shared.target.copy_(params)  # θ⁻ ← θ every target_update_frames frames
+        if finished:
+            now = time.time() - shared.t0
+            for ret, length in finished:
+                queue.put(("episode", {"frames": T, "wall_seconds": round(now, 3), "worker": rank, "return": ret, "length": length}))
+    env.close()

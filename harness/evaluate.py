@@ -1,0 +1,49 @@
+"""Evaluation of a trained (or snapshotted) shared model, in the supervisor after training.
+
+Evaluation never runs while workers train, so it cannot slow the timed part of a run. The
+evaluation policy is the algorithm's ``act_eval`` (ε-greedy with ε = 0.05 for the value-based
+methods, the stochastic policy for A3C); returns are raw game scores over whole episodes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+EVAL_SEED_OFFSET = 1_000_003
+
+
+def evaluate(algo, net, env, episodes: int, seed: int, max_seconds: float = 600.0) -> list[float]:
+    """Play up to ``episodes`` whole episodes with ``net``; stop early after ``max_seconds``
+    (at least one episode is always finished)."""
+    rng = np.random.default_rng(seed + EVAL_SEED_OFFSET)
+    obs = env.reset(seed=seed + EVAL_SEED_OFFSET)
+    returns: list[float] = []
+    ret = 0.0
+    start = time.monotonic()
+    with torch.no_grad():
+        while len(returns) < episodes:
+            a = algo.act_eval(net(torch.from_numpy(obs).unsqueeze(0)), rng)
+            obs, r, _, over, _ = env.step(a)
+            ret += r
+            if over:
+                returns.append(ret)
+                ret = 0.0
+                if time.monotonic() - start > max_seconds:
+                    break
+    return returns
+
+
+def summarize(frames: int, wall_seconds: float, returns: list[float]) -> dict:
+    arr = np.asarray(returns, dtype=float)
+    return {
+        "frames": int(frames),
+        "wall_seconds": round(float(wall_seconds), 3),
+        "episodes": int(arr.size),
+        "mean_return": float(arr.mean()),
+        "median_return": float(np.median(arr)),
+        "min_return": float(arr.min()),
+        "max_return": float(arr.max()),
+    }
