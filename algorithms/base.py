@@ -126,7 +126,7 @@ def linear_epsilon(frames: int, final: float, anneal_frames: int) -> float:
     if anneal_frames <= 0:
         return final
     frac = min(1.0, frames / anneal_frames)
-    return 1.0 + frac * (final - 1.0)
+    return final + (1.0 - frac) * (1.0 - final)
 
 
 @dataclass

@@ -99,58 +99,14 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
     budget, lr0, clip_norm = cfg.frames, cfg.lr, cfg.engine.grad_clip
     target_every = cfg.engine.target_update_frames
     clip_rewards = cfg.env_settings.clip_rewards
-    needs_next_action = algo.needs_next_action
     counter, stop, queue, params = shared.counter, shared.stop, shared.queue, shared.params
 
-    obs = env.reset(seed=env_seed)
-    obs_buf = torch.empty((t_max, *obs.shape), dtype=torch.from_numpy(obs).dtype)
+    collector = SegmentCollector(env, algo, t_max, clip_rewards, seed=env_seed)
     T = counter.value
-    ep_return, ep_len = 0.0, 0
-    carried_action: int | None = None
 
     while not stop.is_set() and T < budget:
         local.copy_(params)  # θ' ← θ
-        actions: list[int] = []
-        rewards: list[float] = []
-        finished: list[tuple[float, int]] = []
-        terminal = over = False
-        next_state = obs
-        for n in range(t_max):
-            o = torch.from_numpy(obs)
-            obs_buf[n] = o
-            if carried_action is None:
-                with torch.no_grad():
-                    a = algo.act(net(o.unsqueeze(0)), T, rng)
-            else:
-                a, carried_action = carried_action, None
-            obs, r, term, over, final = env.step(a)
-            ep_return += r
-            ep_len += 1
-            actions.append(a)
-            rewards.append(max(-1.0, min(1.0, r)) if clip_rewards else r)
-            if over:
-                finished.append((ep_return, ep_len))
-                ep_return, ep_len = 0.0, 0
-                next_state, terminal = final, term
-                break
-            next_state = obs
-            if term:  # life lost (terminal_on_life_loss): terminal for the learner, game goes on
-                terminal = True
-                break
-        n = len(actions)
-        seg = Segment(
-            obs=obs_buf[:n],
-            actions=torch.tensor(actions, dtype=torch.int64),
-            rewards=torch.tensor(rewards, dtype=torch.float32),
-            next_obs=torch.from_numpy(next_state).unsqueeze(0),
-            terminal=terminal,
-        )
-        if needs_next_action and not terminal:
-            with torch.no_grad():
-                seg.next_action = algo.act(net(seg.next_obs), T, rng)
-            if not over:
-                carried_action = seg.next_action  # the action actually taken next
-
+        seg, finished = collector.collect(net, T, rng)
         loss, _ = algo.loss(net, target_net, seg)
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
@@ -165,14 +121,77 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
             stop.set()
             return
 
+        n = len(seg) * frames_per_step
         with counter.get_lock():
-            counter.value += n * frames_per_step
+            counter.value += n
             T = counter.value
         opt.step(params, grad, linear_lr(lr0, T, budget))
-        if target_net is not None and T // target_every > (T - n * frames_per_step) // target_every:
+        if target_net is not None and T // target_every > (T - n) // target_every:
             shared.target.copy_(params)  # θ⁻ ← θ every target_update_frames frames
         if finished:
             now = time.time() - shared.t0
             for ret, length in finished:
                 queue.put(("episode", {"frames": T, "wall_seconds": round(now, 3), "worker": rank, "return": ret, "length": length}))
     env.close()
+
+
+class SegmentCollector:
+    """Steps one environment for up to t_max steps, or to the end of an episode, per call.
+
+    It keeps the current observation and the running episode's raw return between calls, clips
+    rewards for learning, and for algorithms with ``needs_next_action`` (SARSA) chooses the action
+    in s_n before the update and takes it first in the next segment.
+    """
+
+    def __init__(self, env, algo, t_max: int, clip_rewards: bool, seed: int | None = None):
+        self.env, self.algo, self.t_max, self.clip = env, algo, t_max, clip_rewards
+        self.obs = env.reset(seed=seed)
+        self.buf = torch.empty((t_max, *self.obs.shape), dtype=torch.from_numpy(self.obs).dtype)
+        self.ep_return, self.ep_len = 0.0, 0
+        self.carried_action: int | None = None
+
+    def collect(self, net, frames: int, rng) -> tuple[Segment, list[tuple[float, int]]]:
+        """One segment and the (raw return, length) of every episode that ended in it."""
+        algo, env = self.algo, self.env
+        actions: list[int] = []
+        rewards: list[float] = []
+        finished: list[tuple[float, int]] = []
+        terminal = over = False
+        obs = next_state = self.obs
+        for n in range(self.t_max):
+            o = torch.from_numpy(obs)
+            self.buf[n] = o
+            if self.carried_action is None:
+                with torch.no_grad():
+                    a = algo.act(net(o.unsqueeze(0)), frames, rng)
+            else:
+                a, self.carried_action = self.carried_action, None
+            obs, r, term, over, final = env.step(a)
+            self.ep_return += r
+            self.ep_len += 1
+            actions.append(a)
+            rewards.append(max(-1.0, min(1.0, r)) if self.clip else r)
+            if over:  # the game ended: obs is already the next episode's first observation
+                finished.append((self.ep_return, self.ep_len))
+                self.ep_return, self.ep_len = 0.0, 0
+                next_state, terminal = final, term
+                break
+            next_state = obs
+            if term:  # life lost (terminal_on_life_loss): terminal for the learner, game goes on
+                terminal = True
+                break
+        self.obs = obs
+        n = len(actions)
+        seg = Segment(
+            obs=self.buf[:n],
+            actions=torch.tensor(actions, dtype=torch.int64),
+            rewards=torch.tensor(rewards, dtype=torch.float32),
+            next_obs=torch.from_numpy(np.array(next_state)).unsqueeze(0),
+            terminal=terminal,
+        )
+        if algo.needs_next_action and not terminal:
+            with torch.no_grad():
+                seg.next_action = algo.act(net(seg.next_obs), frames, rng)
+            if not over:
+                self.carried_action = seg.next_action  # the action actually taken next
+        return seg, finished

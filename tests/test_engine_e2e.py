@@ -1,0 +1,150 @@
+"""The engine end to end: real environments, real worker processes, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+
+from harness.config import make_run_config
+from harness.engine import train
+from harness.store import EPISODE_COLUMNS, EVAL_COLUMNS
+
+pytestmark = pytest.mark.slow
+ALGOS = ["one_step_q", "one_step_sarsa", "n_step_q", "a3c"]
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_atari_two_workers_write_the_run_files(tmp_path, algo):
+    cfg = make_run_config(algorithm=algo, env="Pong", threads=2, seed=3, frames=40_000,
+                          eval={"episodes": 1, "max_seconds": 5})
+    result = train(cfg, tmp_path)
+    assert result.state == "done", result.error
+    assert result.frames >= 40_000
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert {"algorithm", "env", "threads", "lr", "seed", "frames", "optimizer"} <= set(config)
+    assert config["env_id"] == "ALE/Pong-v5" and config["threads"] == 2
+    es = config["env_settings"]
+    assert es["repeat_action_probability"] == 0.0 and es["frame_skip"] == 4 and es["noop_max"] == 30
+    assert es["max_episode_frames"] == 108_000 and es["terminal_on_life_loss"] is False
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["state"] == "done" and status["frames_done"] >= 40_000
+    assert status["frames_per_second"] > 0 and status["host"]["logical_cores"] >= 1
+    assert {"python", "torch", "gymnasium", "ale_py", "harness"} <= set(status["versions"])
+    episodes = pd.read_csv(tmp_path / "episodes.csv")
+    assert tuple(episodes.columns) == EPISODE_COLUMNS
+    assert len(episodes) >= 2 and set(episodes["worker"]) <= {0, 1}
+    assert episodes["return"].between(-21, 21).all()  # raw Pong scores, not clipped sums
+    assert (episodes["length"] > 0).all() and episodes["frames"].is_monotonic_increasing
+    evals = pd.read_csv(tmp_path / "evals.csv")
+    assert tuple(evals.columns) == EVAL_COLUMNS and len(evals) == 1
+    assert evals["frames"].iloc[0] == status["frames_done"]
+
+
+def test_worker_exception_fails_the_run_with_its_error(tmp_path):
+    cfg = make_run_config(algorithm="tests.fixtures_algorithms:Raises", env="CartPole-v1", threads=2, frames=100_000)
+    t = time.monotonic()
+    result = train(cfg, tmp_path)
+    assert time.monotonic() - t < 30
+    assert result.state == "failed"
+    assert "worker" in result.error and "planted failure in loss" in result.error
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["state"] == "failed" and "planted failure" in status["error"]
+
+
+def test_non_finite_loss_is_diverged_not_a_crash(tmp_path):
+    cfg = make_run_config(algorithm="tests.fixtures_algorithms:NaNLoss", env="CartPole-v1", threads=2, frames=100_000)
+    result = train(cfg, tmp_path)
+    assert result.state == "diverged"
+    assert "non-finite loss" in result.error
+
+
+def _start_cli(tmp_path: Path, frames: int = 50_000_000) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "harness.cli", "train", "--algo", "a3c", "--env", "CartPole-v1",
+           "--threads", "2", "--frames", str(frames), "--out", str(tmp_path / "run")]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _workers(proc: subprocess.Popen, n: int = 2, timeout: float = 60) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kids = [c for c in psutil.Process(proc.pid).children(recursive=True) if "multiprocessing" in " ".join(c.cmdline())]
+        spawned = [c for c in kids if "spawn_main" in " ".join(c.cmdline())]
+        status = tmp_status(proc)
+        if len(spawned) >= n and status and status.get("frames_done", 0) >= 0 and _episodes_started(proc):
+            return spawned
+        time.sleep(0.2)
+    raise AssertionError("workers did not start")
+
+
+def tmp_status(proc):
+    path = Path(proc.args[-1]) / "status.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _episodes_started(proc) -> bool:
+    path = Path(proc.args[-1]) / "episodes.csv"
+    return path.exists() and len(path.read_text().splitlines()) > 3
+
+
+def _gone(procs, timeout=10.0) -> bool:
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    return not alive
+
+
+def test_sigkill_of_one_worker_fails_the_run_within_seconds(tmp_path):
+    proc = _start_cli(tmp_path)
+    try:
+        workers = _workers(proc)
+        victim = workers[0]
+        victim.send_signal(signal.SIGKILL)
+        t = time.monotonic()
+        rc = proc.wait(timeout=10)
+        assert time.monotonic() - t < 10
+        assert rc == 1
+        status = json.loads((tmp_path / "run" / "status.json").read_text())
+        assert status["state"] == "failed"
+        assert "worker" in status["error"] and "SIGKILL" in status["error"]
+        assert _gone(workers), "orphan worker left behind"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_sigint_interrupts_cleanly(tmp_path):
+    proc = _start_cli(tmp_path)
+    try:
+        workers = _workers(proc)
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=15)
+        assert rc == 130
+        status = json.loads((tmp_path / "run" / "status.json").read_text())
+        assert status["state"] == "interrupted"
+        assert _gone(workers), "orphan worker left behind"
+        episodes = pd.read_csv(tmp_path / "run" / "episodes.csv")  # readable after the interrupt
+        assert len(episodes) > 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_supervisor_killed_takes_its_workers_with_it(tmp_path):
+    proc = _start_cli(tmp_path)
+    try:
+        workers = _workers(proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert _gone(workers), "workers outlived a SIGKILLed supervisor"
+        pd.read_csv(tmp_path / "run" / "episodes.csv")
+        json.loads((tmp_path / "run" / "status.json").read_text())
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
