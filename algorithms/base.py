@@ -137,6 +137,18 @@ class EpsilonHyperparameters(Hyperparameters):
     final_epsilon_probs: tuple[float, ...] = (0.4, 0.3, 0.3)
     epsilon_anneal_frames: int = 4_000_000
     eval_epsilon: float = 0.05
+    target_update_frames: int = 40_000  # I_target: the engine sets θ⁻ ← θ when T crosses a multiple
+
+
+#: Defaults of the value-based methods for vector observations (CartPole-sized tasks, budgets of
+#: ~1e5-1e6 frames): ε annealed over 100k frames instead of 4M, θ⁻ refreshed every 2,000 frames
+#: instead of 40,000, and final ε drawn from {0.1, 0.01, 0.05} (the paper's 0.5 draws wreck the
+#: *training* return of short balancing tasks, which is what such runs report).
+VECTOR_EPSILON_DEFAULTS = {
+    "epsilon_anneal_frames": 100_000,
+    "target_update_frames": 2_000,
+    "final_epsilons": (0.1, 0.01, 0.05),
+}
 
 
 class EpsilonGreedyMixin:

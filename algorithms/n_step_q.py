@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from algorithms.base import (
+    VECTOR_EPSILON_DEFAULTS,
     Algorithm,
     EpsilonGreedyMixin,
     EpsilonHyperparameters,
@@ -32,7 +33,7 @@ class NStepQ(EpsilonGreedyMixin, Algorithm):
     name = "n_step_q"
     Hyperparameters = EpsilonHyperparameters
     uses_target_network = True
-    vector_defaults = {"epsilon_anneal_frames": 100_000}
+    vector_defaults = VECTOR_EPSILON_DEFAULTS
 
     def build_network(self, obs_space, n_actions):
         return QNetwork(obs_space, n_actions)

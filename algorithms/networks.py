@@ -70,14 +70,21 @@ class QNetwork(nn.Module):
 
 
 class ActorCriticNetwork(nn.Module):
-    """Torso + softmax policy logits + linear value: (logits [B, A], V [B])."""
+    """Softmax policy logits + linear value: (logits [B, A], V [B]).
+
+    Images: one shared torso under both heads, as in the paper. Vectors: a torso per head, because
+    on small control tasks the value loss (returns in the hundreds) otherwise swamps the shared
+    features the policy relies on.
+    """
 
     def __init__(self, obs_space: Any, n_actions: int):
         super().__init__()
         self.torso = build_torso(obs_space)
+        self.value_torso = build_torso(obs_space) if obs_kind(obs_space) == "vector" else None
         self.policy = nn.Linear(self.torso.out_dim, n_actions)
         self.value = nn.Linear(self.torso.out_dim, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.torso(x)
-        return self.policy(h), self.value(h).squeeze(-1)
+        hv = h if self.value_torso is None else self.value_torso(x)
+        return self.policy(h), self.value(hv).squeeze(-1)

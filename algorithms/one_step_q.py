@@ -21,7 +21,14 @@ from __future__ import annotations
 
 import torch
 
-from algorithms.base import Algorithm, EpsilonGreedyMixin, EpsilonHyperparameters, Segment, register
+from algorithms.base import (
+    VECTOR_EPSILON_DEFAULTS,
+    Algorithm,
+    EpsilonGreedyMixin,
+    EpsilonHyperparameters,
+    Segment,
+    register,
+)
 from algorithms.networks import QNetwork
 
 
@@ -30,7 +37,7 @@ class OneStepQ(EpsilonGreedyMixin, Algorithm):
     name = "one_step_q"
     Hyperparameters = EpsilonHyperparameters
     uses_target_network = True
-    vector_defaults = {"epsilon_anneal_frames": 100_000}
+    vector_defaults = VECTOR_EPSILON_DEFAULTS
 
     def build_network(self, obs_space, n_actions):
         return QNetwork(obs_space, n_actions)

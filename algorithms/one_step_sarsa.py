@@ -17,7 +17,14 @@ from __future__ import annotations
 
 import torch
 
-from algorithms.base import Algorithm, EpsilonGreedyMixin, EpsilonHyperparameters, Segment, register
+from algorithms.base import (
+    VECTOR_EPSILON_DEFAULTS,
+    Algorithm,
+    EpsilonGreedyMixin,
+    EpsilonHyperparameters,
+    Segment,
+    register,
+)
 from algorithms.networks import QNetwork
 
 
@@ -27,7 +34,7 @@ class OneStepSarsa(EpsilonGreedyMixin, Algorithm):
     Hyperparameters = EpsilonHyperparameters
     uses_target_network = True
     needs_next_action = True
-    vector_defaults = {"epsilon_anneal_frames": 100_000}
+    vector_defaults = VECTOR_EPSILON_DEFAULTS
 
     def build_network(self, obs_space, n_actions):
         return QNetwork(obs_space, n_actions)

@@ -168,13 +168,67 @@ def train(algorithm, env, threads, lr, seed, frames, optimizer, out, fresh, env_
     raise SystemExit(run_one(cfg, out, resume=not fresh))
 
 
+from harness.sweep.cli import demo, status, sweep  # noqa: E402  (needs HarnessError above)
+
+cli.add_command(sweep)
+cli.add_command(status)
+cli.add_command(demo)
+
+from harness.check.cli import check  # noqa: E402
+
+cli.add_command(check)
+
+
+def _csv_list(kind):
+    def convert(ctx, param, value):
+        try:
+            return [kind(v) for v in value.split(",") if v.strip()]
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a comma-separated list of {kind.__name__}") from None
+
+    return convert
+
+
 @cli.command()
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
-def demo(results_dir: Path) -> None:
-    """The embedded default job: a short A3C run on CartPole-v1 with 2 workers."""
-    cfg = make_run_config(algorithm="a3c", env="CartPole-v1", threads=2, seed=0, frames=200_000, eval={"episodes": 10})
-    out = results_dir / "demo" / "a3c-CartPole-v1"
-    raise SystemExit(run_one(cfg, out, resume=False, label="demo"))
+@click.option("--algo", "algorithms", default="a3c", show_default=True, callback=_csv_list(str), help="comma-separated algorithms")
+@click.option("--env", default="Pong", show_default=True)
+@click.option("--threads", default="1,2", show_default=True, callback=_csv_list(int), help="comma-separated worker counts")
+@click.option("--seconds", type=float, default=20.0, show_default=True, help="length of each measurement")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("bench.json"), show_default=True,
+              help="JSON record (a CSV of the rows is written beside it)")
+@click.option("--compare", "baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="baseline JSON: exit 1 if train/bound or efficiency fell by more than --tolerance")
+@click.option("--tolerance", type=float, default=0.2, show_default=True)
+def bench(algorithms, env, threads, seconds, out, baseline, tolerance) -> None:
+    """Measure env, acting, learning and training throughput per worker count (see docs/BENCHMARKS.md)."""
+    from harness import bench as b
+    from harness.plugins import AlgorithmError, load_algorithm
+    from harness.store import usable_cores
+
+    try:
+        for a in algorithms:
+            load_algorithm(a)
+        make_run_config(algorithm=algorithms[0], env=env)
+    except (AlgorithmError, ConfigError) as exc:
+        raise HarnessError(str(exc)) from None
+    if not threads or min(threads) < 1:
+        raise HarnessError("--threads needs worker counts >= 1, e.g. 1,2,4")
+    if seconds <= 0:
+        raise HarnessError("--seconds must be > 0")
+    if max(threads) > usable_cores():
+        click.echo(f"warning: {max(threads)} threads on {usable_cores()} usable cores: oversubscribed runs "
+                   "measure the scheduler, not the method (flagged in the output)", err=True)
+    result = b.run_bench(algorithms, env, threads, seconds, log=lambda m: click.echo(m, err=True))
+    json_path, csv_path = b.write_outputs(result, out)
+    click.echo(b.format_table(result))
+    click.echo(f"wrote {json_path} and {csv_path}")
+    if baseline is not None:
+        problems = b.compare(result, b.load_baseline(baseline), tolerance)
+        for p in problems:
+            click.echo(f"regression: {p}", err=True)
+        if problems:
+            raise SystemExit(1)
+        click.echo(f"no regression against {baseline} (tolerance {tolerance:.0%})")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,10 +27,10 @@ class EngineSettings:
     rmsprop_alpha: float = 0.99
     rmsprop_eps: float = 0.1  # θ ← θ − η Δθ / sqrt(g + ε)
     momentum: float = 0.99  # momentum_sgd: m ← αm + (1−α)Δθ; θ ← θ − ηm
-    target_update_frames: int = 40_000  # θ⁻ ← θ when T crosses a multiple of this (value-based)
     checkpoint_seconds: float = 300.0  # 0 disables checkpoints
     stop_return: float | None = None  # stop early once the mean return of the last stop_window episodes reaches it
     stop_window: int = 50
+    max_seconds: float | None = None  # stop (as done, stopped_early) this long after the first update
 
 
 @dataclass(frozen=True)

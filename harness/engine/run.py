@@ -176,6 +176,9 @@ def train(
     next_snapshot = (frames0 // every + 1) * every if every else None
     last_ckpt = last_progress = time.monotonic()
     procs = []
+    steady: tuple[int, float] | None = None
+    first_update: float | None = None  # wall time of the first update (workers started)
+    memory = {"peak_worker_rss_mb": 0.0, "peak_total_rss_mb": 0.0}
 
     def save_checkpoint(frames: int, wall: float) -> None:
         tmp = ckpt_path.with_suffix(".tmp")
@@ -239,14 +242,24 @@ def train(
                 if cfg.engine.stop_return is not None and len(recent) == recent.maxlen and sum(recent) / len(recent) >= cfg.engine.stop_return:
                     state, status["stopped_early"] = "done", f"mean return of the last {len(recent)} episodes reached {cfg.engine.stop_return}"
                     break
+                if first_update is None and T > frames0:
+                    first_update = wall
+                if cfg.engine.max_seconds is not None and first_update is not None and wall - first_update >= cfg.engine.max_seconds:
+                    state, status["stopped_early"] = "done", f"time limit of {cfg.engine.max_seconds} s reached"
+                    break
+                if steady is None and T > frames0 + cfg.threads * 1000 * cfg.env_spec.frames_per_step:
+                    steady = (T, wall)  # every worker is past start-up: measure throughput from here
                 if next_snapshot is not None and T >= next_snapshot:
                     snapshots.append((T, wall, params.clone()))
                     next_snapshot = (T // every + 1) * every
                 if cfg.engine.checkpoint_seconds and now - last_ckpt >= cfg.engine.checkpoint_seconds:
                     save_checkpoint(T, wall)
                     last_ckpt = now
-                if on_progress is not None and now - last_progress >= progress_every:
+                if now - last_progress >= progress_every:
                     last_progress = now
+                    _sample_memory(procs, memory)
+                    if on_progress is None:
+                        continue
                     done_wall = wall - elapsed0
                     fps = (T - frames0) / done_wall if done_wall > 0 else 0.0
                     on_progress(Progress(T, cfg.frames, wall, fps, (sum(recent) / len(recent)) if recent else None, n_episodes))
@@ -258,19 +271,37 @@ def train(
                 state, error = "failed", "supervisor error"
         T = counter.value
         status.update(frames_done=T, wall_seconds=round(wall, 3),
-                      frames_per_second=round((T - frames0) / (wall - elapsed0), 1) if wall > elapsed0 else None)
+                      frames_per_second=round((T - frames0) / (wall - elapsed0), 1) if wall > elapsed0 else None,
+                      steady_frames_per_second=round((T - steady[0]) / (wall - steady[1]), 1) if steady and wall > steady[1] else None,
+                      memory=memory)
         if state in ("done", "interrupted") and T > frames0:
             save_checkpoint(T, wall)
         if state == "done":
-            status["state"] = "evaluating"
+            status["phase"] = "evaluating"  # state stays "running" until evals.csv is complete
             store.write_json_atomic(out_dir / "status.json", status)
             interrupted = _evaluate_all(cfg, algo, net, params, probe_env, snapshots, T, wall, out_dir, signals)
             if interrupted:
                 state, error = "interrupted", "interrupted during evaluation"
     probe_env.close()
+    status.pop("phase", None)
     status.update(state=state, error=error, ended_at=store.utc_now())
     store.write_json_atomic(out_dir / "status.json", status)
     return RunResult(state, error, T, wall, out_dir)
+
+
+def _sample_memory(procs, memory: dict) -> None:
+    """Track the peak resident memory of one worker and of the whole run (supervisor included)."""
+    import psutil
+
+    total = psutil.Process().memory_info().rss
+    for p in procs:
+        try:
+            rss = psutil.Process(p.pid).memory_info().rss
+        except (psutil.Error, TypeError):
+            continue
+        total += rss
+        memory["peak_worker_rss_mb"] = max(memory["peak_worker_rss_mb"], round(rss / 2**20, 1))
+    memory["peak_total_rss_mb"] = max(memory["peak_total_rss_mb"], round(total / 2**20, 1))
 
 
 def _shutdown(procs, drain) -> None:
@@ -291,6 +322,8 @@ def _shutdown(procs, drain) -> None:
 
 def _evaluate_all(cfg, algo, net, params, env, snapshots, T, wall, out_dir, signals) -> bool:
     """Evaluate each snapshot and the final model into evals.csv. True if interrupted."""
+    if cfg.eval.episodes <= 0:
+        return False
     log = store.CsvLog(out_dir / "evals.csv", store.EVAL_COLUMNS)
     points = [(f, w, p) for f, w, p in snapshots if f < T] + [(T, wall, params.clone())]
     local = flatten_into(net)

@@ -97,7 +97,7 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
     t_max = int(cfg.hyperparameters.get("t_max", 5))
     frames_per_step = cfg.env_spec.frames_per_step
     budget, lr0, clip_norm = cfg.frames, cfg.lr, cfg.engine.grad_clip
-    target_every = cfg.engine.target_update_frames
+    target_every = int(cfg.hyperparameters.get("target_update_frames", 40_000))
     clip_rewards = cfg.env_settings.clip_rewards
     counter, stop, queue, params = shared.counter, shared.stop, shared.queue, shared.params
 

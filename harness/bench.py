@@ -1,0 +1,217 @@
+"""``harness bench``: where a worker's time goes, and how training throughput scales with workers.
+
+Measured in one invocation, on the same machine and moment, per algorithm:
+
+(a) ``env_fps``: the environment alone, random actions, through the same preprocessing runs use;
+(b) ``act_fps``: environment plus the algorithm's forward pass and action choice per step;
+(c) ``learn_ms``: one segment's loss, backward pass, clipping and shared-optimizer step;
+    ``bound_fps`` = frames_per_step / (time per step of (b) + (c) / t_max): what one worker could do
+    if the harness added nothing;
+(d) full training for each thread count: ``train_fps`` (total), ``train_fps_per_worker``,
+    ``efficiency`` = train_fps(n) / (n × train_fps(1)), ``train_over_bound`` =
+    train_fps_per_worker / bound_fps; peak resident memory per worker and for the whole run.
+
+Ratios (``train_over_bound``, ``efficiency``) hold on a noisy machine where absolute frames/s do
+not; ``--compare BASELINE.json`` gates on them. The JSON and CSV schema is in docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness import store
+from harness.config import RunConfig, make_run_config
+from harness.engine import train
+from harness.engine.shared import FlatOptimizer, OptimizerState, attach_flat_grad, clip_grad_norm_, flatten_into
+from harness.engine.worker import SegmentCollector
+from harness.envs import make_env
+from harness.plugins import load_algorithm
+
+SCHEMA_VERSION = 1
+GATED = ("train_over_bound", "efficiency")
+
+
+@dataclass
+class BenchRow:
+    algorithm: str
+    env: str
+    threads: int
+    env_fps: float
+    act_fps: float
+    learn_ms: float
+    bound_fps: float
+    train_fps: float
+    train_fps_per_worker: float
+    efficiency: float
+    train_over_bound: float
+    peak_worker_rss_mb: float
+    peak_total_rss_mb: float
+    oversubscribed: bool
+
+
+def _timed_loop(seconds: float, body) -> tuple[int, float]:
+    n, start = 0, time.perf_counter()
+    while True:
+        body()
+        n += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return n, elapsed
+
+
+def measure_components(cfg: RunConfig, seconds: float) -> dict[str, float]:
+    """(a), (b), (c) in this process, one torch thread."""
+    torch.set_num_threads(1)
+    algo_cls = load_algorithm(cfg.algorithm)
+    algo = algo_cls(algo_cls.Hyperparameters(**cfg.hyperparameters))
+    env = make_env(cfg.env_spec, cfg.env_settings)
+    rng = np.random.default_rng(0)
+    fps_step = cfg.env_spec.frames_per_step
+
+    env.reset(seed=0)
+    n, dt = _timed_loop(seconds, lambda: env.step(int(rng.integers(env.n_actions))))
+    env_fps = n * fps_step / dt
+
+    net = algo.build_network(env.observation_space, env.n_actions)
+    algo.init_worker(0, rng)
+    state = {"obs": env.reset(seed=0)}
+
+    def act_step():
+        with torch.no_grad():
+            a = algo.act(net(torch.from_numpy(state["obs"]).unsqueeze(0)), 0, rng)
+        state["obs"] = env.step(a)[0]
+
+    n, dt = _timed_loop(seconds, act_step)
+    act_step_s = dt / n
+
+    flat = flatten_into(net)
+    grad = attach_flat_grad(net)
+    target = algo.build_network(env.observation_space, env.n_actions) if algo.uses_target_network else None
+    opt = FlatOptimizer(OptimizerState.allocate(cfg.optimizer, flat.numel(), 1), 0,
+                        cfg.engine.rmsprop_alpha, cfg.engine.rmsprop_eps, cfg.engine.momentum)
+    t_max = int(cfg.hyperparameters.get("t_max", 5))
+    collector = SegmentCollector(env, algo, t_max, True, seed=0)
+    segments = []
+    while len(segments) < 8:
+        seg, _ = collector.collect(net, 0, rng)
+        if len(seg) == t_max:
+            segments.append(seg)
+    shared = flat.clone()
+
+    def learn():
+        seg = segments[learn.i % len(segments)]
+        learn.i += 1
+        loss, _ = algo.loss(net, target, seg)
+        grad.zero_()
+        loss.backward()
+        clip_grad_norm_(grad, cfg.engine.grad_clip)
+        opt.step(shared, grad, 1e-7)
+
+    learn.i = 0
+    n, dt = _timed_loop(seconds, learn)
+    learn_s = dt / n
+    env.close()
+    bound = fps_step / (act_step_s + learn_s / t_max)
+    return {"env_fps": env_fps, "act_fps": fps_step / act_step_s, "learn_ms": learn_s * 1e3, "bound_fps": bound}
+
+
+def measure_training(cfg: RunConfig, seconds: float) -> dict:
+    """(d): a real run of ``cfg`` stopped after ``seconds`` of training."""
+    with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp:
+        train(cfg, Path(tmp), resume=False)
+        status = store.read_json(Path(tmp) / "status.json") or {}
+    fps = status.get("steady_frames_per_second") or status.get("frames_per_second") or 0.0
+    return {"train_fps": float(fps), "memory": status.get("memory", {}),
+            "oversubscribed": bool(status.get("host", {}).get("oversubscribed", False)), "state": status.get("state")}
+
+
+def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: float,
+              log=print) -> dict:
+    rows: list[BenchRow] = []
+    for algo in algorithms:
+        base = make_run_config(algorithm=algo, env=env, threads=1, frames=10**12)
+        comp = measure_components(base, seconds)
+        log(f"{algo}: env {comp['env_fps']:,.0f} frames/s, acting {comp['act_fps']:,.0f} frames/s, "
+            f"learning {comp['learn_ms']:.2f} ms/segment, bound {comp['bound_fps']:,.0f} frames/s per worker")
+        one = None
+        for n in threads:
+            cfg = make_run_config(algorithm=algo, env=env, threads=n, frames=10**12,
+                                  engine={"max_seconds": seconds, "checkpoint_seconds": 0},
+                                  eval={"episodes": 0})
+            d = measure_training(cfg, seconds)
+            if n == threads[0]:
+                one = d["train_fps"] / n
+            per_worker = d["train_fps"] / n
+            rows.append(BenchRow(
+                algorithm=algo, env=env, threads=n,
+                env_fps=round(comp["env_fps"], 1), act_fps=round(comp["act_fps"], 1),
+                learn_ms=round(comp["learn_ms"], 3), bound_fps=round(comp["bound_fps"], 1),
+                train_fps=round(d["train_fps"], 1), train_fps_per_worker=round(per_worker, 1),
+                efficiency=round(per_worker / one, 3) if one else 0.0,
+                train_over_bound=round(per_worker / comp["bound_fps"], 3),
+                peak_worker_rss_mb=d["memory"].get("peak_worker_rss_mb", 0.0),
+                peak_total_rss_mb=d["memory"].get("peak_total_rss_mb", 0.0),
+                oversubscribed=d["oversubscribed"],
+            ))
+            log(f"{algo} threads={n}: {d['train_fps']:,.0f} frames/s ({per_worker:,.0f} per worker), "
+                f"efficiency {rows[-1].efficiency:.2f}, training/bound {rows[-1].train_over_bound:.2f}"
+                + ("  [OVERSUBSCRIBED]" if d["oversubscribed"] else ""))
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "date": store.utc_now(),
+        "command_seconds": seconds,
+        "env": env,
+        "host": store.host_info(max(threads)),
+        "versions": store.versions(),
+        "rows": [asdict(r) for r in rows],
+    }
+
+
+def compare(current: dict, baseline: dict, tolerance: float) -> list[str]:
+    """Regressions of the gated ratios beyond ``tolerance`` (relative), one message each."""
+    base = {(r["algorithm"], r["env"], r["threads"]): r for r in baseline.get("rows", [])}
+    problems = []
+    for r in current.get("rows", []):
+        b = base.get((r["algorithm"], r["env"], r["threads"]))
+        if b is None:
+            continue
+        for key in GATED:
+            if b[key] > 0 and r[key] < b[key] * (1 - tolerance):
+                problems.append(
+                    f"{r['algorithm']} {r['env']} threads={r['threads']}: {key} {r[key]:.3f} < "
+                    f"baseline {b[key]:.3f} − {tolerance:.0%}"
+                )
+    return problems
+
+
+def write_outputs(result: dict, out: Path) -> tuple[Path, Path]:
+    """``out`` as JSON (the full record) and the same rows as CSV beside it."""
+    import pandas as pd
+
+    out = Path(out)
+    json_path = out if out.suffix == ".json" else out.with_suffix(".json")
+    store.write_json_atomic(json_path, result)
+    csv_path = json_path.with_suffix(".csv")
+    pd.DataFrame(result["rows"]).to_csv(csv_path, index=False)
+    return json_path, csv_path
+
+
+def format_table(result: dict) -> str:
+    cols = ["algorithm", "threads", "env_fps", "act_fps", "learn_ms", "bound_fps", "train_fps",
+            "train_fps_per_worker", "efficiency", "train_over_bound", "peak_worker_rss_mb"]
+    lines = [" | ".join(cols), " | ".join("---" for _ in cols)]
+    for r in result["rows"]:
+        lines.append(" | ".join(f"{r[c]:,.3g}" if isinstance(r[c], float) and c in ("efficiency", "train_over_bound")
+                                else f"{r[c]:,.1f}" if isinstance(r[c], float) else str(r[c]) for c in cols))
+    return "\n".join(lines)
+
+
+def load_baseline(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
