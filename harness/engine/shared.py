@@ -98,8 +98,8 @@ class FlatOptimizer:
             params.add_(self.stat, alpha=-lr)
             return
         self.stat.mul_(a).addcmul_(grad, grad, value=1.0 - a)
-        torch.add(self.stat, self.eps, out=self._tmp).sqrt_()
-        params.addcdiv_(grad, self._tmp, value=-lr)
+        torch.add(self.stat, self.eps, out=self._tmp).rsqrt_()  # 1/sqrt(g + ε): multiply, not divide
+        params.addcmul_(grad, self._tmp, value=-lr)
 
 
 def is_finite(x: float) -> bool:
