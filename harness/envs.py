@@ -168,7 +168,7 @@ class AtariStepEnv(StepEnv):
         self._action = np.zeros(1, dtype=np.int64)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        obs, _ = self._env.reset(seed=seed)
+        obs, _ = self._env.reset(seed=None if seed is None else seed % 2**31)  # ALE takes int32 seeds
         return obs[0]
 
     def step(self, action: int):

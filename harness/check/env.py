@@ -1,0 +1,272 @@
+"""``harness check env``: can the harness train on this environment?
+
+The environment is driven exactly as workers drive it (:func:`harness.envs.make_env`, the
+same-step-autoreset :class:`~harness.envs.StepEnv`), so a gymnasium id registered by a third-party
+module (``env_modules``) is checked with the wrapper and settings a run would use:
+
+``api``
+    it builds with a Discrete action space and a Box observation space of rank 1 (vector) or
+    3 ([C, H, W] image); ``reset`` and ``step`` return what the engine expects; every observation
+    (including the final one of an episode) lies inside the observation space; rewards are finite.
+``seed``
+    ``reset(seed=s)`` followed by the same actions gives the same trajectory, in the same instance
+    and in a new one; different seeds are reported (not required: some tasks start deterministically).
+    The seeds are those the engine gives workers 0 and 1 of a run with seed ``seed``
+    (:func:`harness.engine.worker.worker_seeds`: 32-bit integers).
+``performance``
+    frames per second of random play against a floor.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from harness.check.report import CheckReport, CheckRow
+from harness.check.runner import CheckFailure, Runner
+
+STAGES = ("api", "seed", "performance")
+DEFAULT_MIN_FPS = 500.0
+DEFAULT_STEPS = 500
+
+SEED_FIX = (
+    "reset(seed=s) must seed every random source of the environment: in a gymnasium Env call "
+    "super().reset(seed=seed) and draw from self.np_random, never from np.random.* or the random module"
+)
+SPACE_FIX = (
+    "return observations inside observation_space (same shape, within low/high, finite), or declare "
+    "the space to match what the environment returns"
+)
+
+
+def check_env(
+    env: str,
+    *,
+    env_modules: Sequence[str] = (),
+    env_settings: dict[str, Any] | None = None,
+    seed: int = 0,
+    steps: int = DEFAULT_STEPS,
+    min_fps: float | None = None,
+    perf_seconds: float = 2.0,
+    stages: Iterable[str] = STAGES,
+    progress: Callable[[CheckRow], None] | None = None,
+) -> CheckReport:
+    """Check an environment: an Atari game name or a gymnasium id (registered by ``env_modules``).
+
+    ``steps``: random steps of the step-contract check; ``min_fps``: the frames/s floor (default
+    500); ``env_settings``: :class:`harness.envs.EnvSettings` overrides (Atari protocol).
+    Raises :class:`harness.envs.EnvError` when the name does not resolve.
+    """
+    from harness.envs import EnvSettings, resolve_env
+
+    stages = tuple(stages)
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        raise ValueError(f"unknown check stage(s) {', '.join(unknown)}; allowed: {', '.join(STAGES)}")
+    spec = resolve_env(env, tuple(env_modules))
+    settings = EnvSettings(**(env_settings or {}))
+    floor = float(DEFAULT_MIN_FPS if min_fps is None else min_fps)
+    report = CheckReport("env", env, {"env_id": spec.env_id, "env_modules": list(env_modules), "seed": seed,
+                                      "steps": steps, "min_fps": floor, "perf_seconds": perf_seconds,
+                                      "stages": list(stages)})
+    check = _EnvCheck(spec, settings, int(seed), int(steps), floor, float(perf_seconds))
+    try:
+        check.run(Runner(report, stages, progress))
+    finally:
+        check.close()
+    return report
+
+
+def in_space(obs: Any, space: Any, what: str) -> None:
+    """Raise CheckFailure unless ``obs`` is an array inside the Box ``space``."""
+    if not isinstance(obs, np.ndarray):
+        raise CheckFailure(f"{what} is a {type(obs).__name__}, not a numpy array", SPACE_FIX)
+    if obs.shape != tuple(space.shape):
+        raise CheckFailure(f"{what} has shape {obs.shape}, the observation space {tuple(space.shape)}", SPACE_FIX)
+    if not (np.issubdtype(obs.dtype, np.number) or obs.dtype == np.bool_):
+        raise CheckFailure(f"{what} has dtype {obs.dtype}, not a number", SPACE_FIX)
+    values = obs.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise CheckFailure(f"{what} has non-finite values", SPACE_FIX)
+    low = np.broadcast_to(np.asarray(space.low, dtype=np.float64), obs.shape)
+    high = np.broadcast_to(np.asarray(space.high, dtype=np.float64), obs.shape)
+    outside = (values < low) | (values > high)
+    if outside.any():
+        idx = tuple(int(i) for i in np.argwhere(outside)[0])
+        raise CheckFailure(
+            f"{what}[{', '.join(map(str, idx))}] = {values[idx]:g} is outside the observation space's "
+            f"bounds [{low[idx]:g}, {high[idx]:g}]", SPACE_FIX)
+
+
+class _EnvCheck:
+    def __init__(self, spec, settings, seed: int, steps: int, min_fps: float, perf_seconds: float):
+        from harness.engine.worker import worker_seeds
+
+        self.spec, self.settings, self.steps = spec, settings, steps
+        self.run_seed = seed
+        self.seed = worker_seeds(seed, 0)[0]  # what worker 0 of a run with this seed resets with
+        self.other_seed = worker_seeds(seed, 1)[0]
+        self.min_fps, self.perf_seconds = min_fps, perf_seconds
+        self.env = None
+        self._opened: list = []
+
+    def _make(self):
+        from harness.envs import make_env
+
+        env = make_env(self.spec, self.settings)
+        self._opened.append(env)
+        return env
+
+    def close(self) -> None:
+        for env in self._opened:
+            try:
+                env.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+
+    def run(self, r: Runner) -> None:
+        r.run("api", "builds", self.builds,
+              fix=f"{self.spec.env_id} must build with gymnasium.make and a Discrete action space")
+        r.run("api", "observation space", self.space, ("builds",))
+        r.run("api", "reset", self.reset, ("observation space",),
+              fix=f"reset(seed=...) must return (observation, info) as gymnasium's API defines and accept any "
+                  f"seed in [0, 2**32) (the engine derives one per worker, here {self.seed})")
+        r.run("api", "step contract", self.step_contract, ("reset",),
+              fix="step(action) must return (observation, reward, terminated, truncated, info)")
+        r.run("seed", "seeded reset reproducible", self.seeded, ("reset",))
+        r.run("seed", "different seeds", self.different_seeds, ("reset",))
+        r.run("performance", "frames/s", self.performance, ("reset",))
+
+    # -- api ---------------------------------------------------------------------------------
+    def builds(self):
+        from harness.envs import EnvError
+
+        try:
+            self.env = self._make()
+        except EnvError as exc:
+            raise CheckFailure(str(exc), "the harness trains on Discrete action spaces only: wrap the "
+                                         "environment (e.g. discretise a Box action space)") from None
+        n = self.env.n_actions
+        if not (isinstance(n, int) and n >= 1):
+            raise CheckFailure(f"{n!r} actions", "the action space needs at least one action")
+        kind = "Atari (ale-py, paper protocol)" if self.spec.is_atari else "gymnasium"
+        return (f"{self.spec.env_id}: {kind}, {n} actions, {self.spec.frames_per_step} frame(s) per step",
+                {"n_actions": n, "frames_per_step": self.spec.frames_per_step})
+
+    def space(self):
+        import gymnasium as gym
+
+        space = self.env.observation_space
+        if not isinstance(space, gym.spaces.Box):
+            raise CheckFailure(f"observation space {space} is not a Box",
+                               "the harness's networks take Box observations: flatten or one-hot encode other "
+                               "spaces with a gymnasium wrapper in the registered env")
+        rank = len(space.shape)
+        if rank not in (1, 3):
+            raise CheckFailure(f"observation shape {tuple(space.shape)} has rank {rank}",
+                               "observations must be vectors [N] or images [C, H, W] (channels first): "
+                               "flatten, or add/move the channel axis with a wrapper")
+        kind = "image" if rank == 3 else "vector"
+        return f"Box{tuple(space.shape)} {space.dtype} ({kind})", {"shape": list(space.shape), "kind": kind}
+
+    def reset(self):
+        obs = self.env.reset(seed=self.seed)
+        in_space(obs, self.env.observation_space, "the observation from reset")
+        return f"reset(seed={self.seed}): observation {obs.dtype}{list(obs.shape)} inside the space", {"seed": self.seed}
+
+    def step_contract(self):
+        env, n = self.env, self.env.n_actions
+        space = env.observation_space
+        rng = np.random.default_rng(self.seed)
+        env.reset(seed=self.seed)
+        episodes, length, lengths, rmin, rmax = 0, 0, [], math.inf, -math.inf
+        for i in range(self.steps):
+            out = env.step(int(rng.integers(n)))
+            obs, reward, terminal, over, final = out
+            in_space(obs, space, f"the observation after step {i + 1}")
+            if not isinstance(reward, (int, float, np.number)) or not np.isfinite(reward):
+                raise CheckFailure(f"the reward of step {i + 1} is {reward!r}",
+                                   "rewards must be finite numbers")
+            rmin, rmax = min(rmin, float(reward)), max(rmax, float(reward))
+            length += 1
+            if over:
+                if final is None:
+                    raise CheckFailure(f"episode ended at step {i + 1} without a final observation", SPACE_FIX)
+                in_space(final, space, f"the final observation of episode {episodes + 1}")
+                episodes += 1
+                lengths.append(length)
+                length = 0
+            elif terminal and not self.settings.terminal_on_life_loss:
+                raise CheckFailure(f"step {i + 1} is terminal but the episode did not end",
+                                   "terminated must end the episode")
+        ended = f"{episodes} episodes ended (mean length {np.mean(lengths):.0f})" if episodes else \
+            "no episode ended (autoreset not exercised: raise --steps)"
+        return (f"{self.steps} random steps; rewards in [{rmin:g}, {rmax:g}]; {ended}",
+                {"steps": self.steps, "episodes": episodes, "reward_min": rmin, "reward_max": rmax})
+
+    # -- seed ----------------------------------------------------------------------------------
+    def _trajectory(self, env, seed: int, steps: int) -> list[tuple]:
+        rng = np.random.default_rng(seed + 1)
+        traj = [(env.reset(seed=seed).copy(),)]
+        for _ in range(steps):
+            obs, reward, terminal, over, _ = env.step(int(rng.integers(env.n_actions)))
+            traj.append((obs.copy(), float(reward), bool(terminal), bool(over)))
+        return traj
+
+    @staticmethod
+    def _first_difference(a: list[tuple], b: list[tuple]) -> int | None:
+        for i, (x, y) in enumerate(zip(a, b)):
+            if len(x) != len(y) or not np.array_equal(x[0], y[0]) or x[1:] != y[1:]:
+                return i
+        return None
+
+    def seeded(self):
+        k = min(self.steps, 200)
+        first = self._trajectory(self.env, self.seed, k)
+        again = self._trajectory(self.env, self.seed, k)
+        other = self._trajectory(self._make(), self.seed, k)
+        for label, traj in (("the same instance", again), ("a new instance", other)):
+            i = self._first_difference(first, traj)
+            if i is not None:
+                where = "the first observation" if i == 0 else f"step {i}"
+                raise CheckFailure(f"reset(seed={self.seed}) in {label} diverges at {where}", SEED_FIX)
+        return f"reset(seed) + {k} steps identical (same and new instance)", {"steps": k}
+
+    def different_seeds(self):
+        k = min(self.steps, 200)
+        a = self._trajectory(self.env, self.seed, k)
+        b = self._trajectory(self.env, self.other_seed, k)
+        i = self._first_difference(a, b)
+        if i is None:
+            return (f"workers 0 and 1 get the same {k} steps (fine for a deterministic task; otherwise the "
+                    "seed is ignored)", {"differ": False})
+        return f"workers 0 and 1 (seeds {self.seed}, {self.other_seed}) differ from step {i}", \
+            {"differ": True, "first_difference": i}
+
+    # -- performance -----------------------------------------------------------------------------
+    def performance(self):
+        env = self.env
+        rng = np.random.default_rng(self.seed)
+        actions = rng.integers(env.n_actions, size=4096)
+        env.reset(seed=self.seed)
+        steps, start = 0, time.perf_counter()
+        while True:
+            for a in actions[:256]:
+                env.step(int(a))
+            steps += 256
+            actions = np.roll(actions, 256)
+            elapsed = time.perf_counter() - start
+            if elapsed >= self.perf_seconds:
+                break
+        frames = steps * self.spec.frames_per_step
+        fps = frames / elapsed
+        text = f"{fps:,.0f} frames/s over {elapsed:.1f} s (floor {self.min_fps:,.0f})"
+        values = {"frames_per_second": fps, "frames": frames, "seconds": elapsed, "floor": self.min_fps}
+        if fps < self.min_fps:
+            raise CheckFailure(text, f"stepping runs at {fps:,.0f} frames/s, below the floor of {self.min_fps:,.0f}: "
+                                     "the environment would dominate training time; profile its step(), or pass "
+                                     "--min-fps if this machine is slow", values)
+        return text, values

@@ -1,0 +1,79 @@
+"""Gymnasium environments for ``harness check env`` tests, registered on import
+(``env_modules: [tests.fixtures_check_envs]`` / ``--env-module tests.fixtures_check_envs``)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class Corridor(gym.Env):
+    """Walk right along a corridor of 8 cells; the start cell is random (seeded properly)."""
+
+    def __init__(self, length: int = 8):
+        self.length = length
+        self.observation_space = spaces.Box(0.0, 1.0, (length,), np.float32)
+        self.action_space = spaces.Discrete(2)
+        self.pos = 0
+
+    def _obs(self):
+        obs = np.zeros(self.length, np.float32)
+        obs[self.pos] = 1.0
+        return obs
+
+    def _start(self) -> int:
+        return int(self.np_random.integers(0, self.length // 2))
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pos = self._start()
+        return self._obs(), {}
+
+    def step(self, action):
+        self.pos = max(0, min(self.length - 1, self.pos + (1 if action == 1 else -1)))
+        done = self.pos == self.length - 1
+        return self._obs(), (1.0 if done else -0.01), done, False, {}
+
+
+class UnseededCorridor(Corridor):
+    """Ignores the seed: draws the start cell from numpy's global generator."""
+
+    def _start(self) -> int:
+        return int(np.random.randint(0, self.length // 2))
+
+
+class LeakyCorridor(Corridor):
+    """Its observations leave the declared space (2.0 in a [0, 1] Box) from the first step."""
+
+    def step(self, action):
+        obs, r, term, trunc, info = super().step(action)
+        return obs * 2.0, r, term, trunc, info
+
+
+class ContinuousCorridor(Corridor):
+    def __init__(self):
+        super().__init__()
+        self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+
+class GridCorridor(Corridor):
+    """A rank-2 observation (H, W) without a channel axis."""
+
+    def __init__(self):
+        super().__init__()
+        self.observation_space = spaces.Box(0.0, 1.0, (2, self.length), np.float32)
+
+    def _obs(self):
+        return np.stack([super()._obs(), super()._obs()])
+
+
+for _id, _cls in {
+    "HarnessCheck/Corridor-v0": Corridor,
+    "HarnessCheck/Unseeded-v0": UnseededCorridor,
+    "HarnessCheck/Leaky-v0": LeakyCorridor,
+    "HarnessCheck/Continuous-v0": ContinuousCorridor,
+    "HarnessCheck/Grid-v0": GridCorridor,
+}.items():
+    if _id not in gym.registry:
+        gym.register(_id, entry_point=_cls, max_episode_steps=100)

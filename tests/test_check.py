@@ -1,0 +1,265 @@
+"""``harness check``: broken fixture algorithms and environments are each caught by the right check,
+with a message that says what to fix; the report is usable from Python; the CLI's exit codes.
+
+The built-in algorithms are checked in test_check_builtins.py, the example plug-in package in
+test_check_plugin.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from algorithms.a3c import A3C
+from algorithms.base import register, registry
+from harness.check import CheckReport, check_algorithm, check_env
+from harness.cli import main
+from harness.engine.worker import worker_seeds
+from harness.envs import EnvError
+from harness.plugins import AlgorithmError
+
+FIX = "tests.fixtures_check"
+ENVS = ["tests.fixtures_check_envs"]
+pytestmark = pytest.mark.filterwarnings("ignore:.*not within the observation space:UserWarning")
+TINY = {"frames": 600, "perf_seconds": 0.2, "min_fps": 1.0}
+
+
+def failed(report: CheckReport) -> dict[str, str]:
+    return {r.name: r.measured for r in report.failures}
+
+
+# -- algorithm API -----------------------------------------------------------------------------
+def test_nan_loss_fails_the_loss_check_and_skips_training():
+    report = check_algorithm(f"{FIX}:NaNLoss", stages=("api",), **TINY)
+    assert not report.passed
+    row = report["loss finite (vector)"]
+    assert row.failed and "nan" in row.measured and "finite" in row.fix
+    assert report["loss finite (image)"].failed
+    assert report["async updates change θ"].status == "skip"
+    assert "loss finite (vector)" in report["async updates change θ"].measured
+    assert report["actions valid (vector)"].passed and report["contract"].passed
+
+
+@pytest.mark.parametrize("fixture, expected", [
+    ("OutOfRangeActions", "returned action 3 for a state with 3 actions"),
+    ("TensorActions", "of type Tensor, not an int"),
+])
+def test_invalid_actions_fail_the_action_check(fixture, expected):
+    report = check_algorithm(f"{FIX}:{fixture}", stages=("api",), **TINY)
+    row = report["actions valid (vector)"]
+    assert row.failed and expected in row.measured
+    assert "[0, n_actions)" in row.fix
+    assert report["loss finite (vector)"].passed  # the loss is fine: only act is broken
+    assert report["async updates change θ"].status == "skip"
+
+
+def test_non_scalar_loss_is_reported():
+    report = check_algorithm(f"{FIX}:VectorLoss", stages=("api",), **TINY)
+    row = report["loss finite (vector)"]
+    assert row.failed and "shape [5]" in row.measured and "scalar" in row.fix
+
+
+def test_contract_problems_are_listed_and_block_everything_else():
+    report = check_algorithm(f"{FIX}:BadContract", **TINY)
+    row = report["contract"]
+    assert row.failed
+    assert "needs a default" in row.fix and "default_lr" in row.fix and "'vector'" in row.fix
+    assert all(r.status == "skip" for r in report.rows[1:])
+
+
+def test_network_that_rejects_images_fails_only_the_image_checks():
+    report = check_algorithm(f"{FIX}:VectorOnlyNetwork", stages=("performance",), **TINY)
+    row = report["network builds (image)"]
+    assert row.failed and "ValueError: only flat observations" in row.measured
+    assert "fixtures_check.py" in row.measured  # where it broke
+    assert report["actions valid (image)"].status == "skip"
+    assert report["network builds (vector)"].passed
+    assert report["frames/s (1 worker)"].passed  # CartPole has vector observations
+
+
+def test_algorithm_registered_only_in_this_process_is_flagged():
+    @register
+    class Local(A3C):
+        name = "check_registered_only"
+
+    try:
+        report = check_algorithm("check_registered_only", stages=("performance",), **TINY)
+    finally:
+        registry().pop("check_registered_only")
+    assert report["contract"].failed
+    assert "worker processes cannot find it" in report["contract"].fix
+    assert "module:Class" in report["contract"].fix
+
+
+def test_performance_floor():
+    report = check_algorithm("a3c", stages=("performance",), perf_seconds=0.2, min_fps=1e9)
+    row = report["frames/s (1 worker)"]
+    assert row.failed and "below the floor" in row.fix and "--min-fps" in row.fix
+    assert 0 < row.values["frames_per_second"] < 1e9
+    assert [r.stage for r in report.rows].count("seed") == 0  # stages not asked for are left out
+
+
+def test_report_is_structured_for_python_callers():
+    report = check_algorithm("one_step_q", stages=("performance",), **TINY)
+    assert report.passed and report.kind == "algorithm" and report.subject == "one_step_q"
+    d = json.loads(report.to_json())
+    assert d["passed"] is True and d["settings"]["min_fps"] == 1.0
+    assert {r["name"] for r in d["rows"]} >= {"contract", "loss has a gradient (image)", "frames/s (1 worker)"}
+    assert report["network builds (vector)"].values["parameters"] > 0
+    assert "STAGE" in report.table() and report.summary().startswith("PASSED")
+    with pytest.raises(KeyError, match="no check named"):
+        report["nope"]
+
+
+def test_a_class_is_checked_by_its_import_path():
+    from tests.fixtures_check import NaNLoss
+
+    report = check_algorithm(NaNLoss, stages=("api",), **TINY)
+    assert report.subject == "tests.fixtures_check:NaNLoss" and report["loss finite (vector)"].failed
+
+    class Local(A3C):
+        name = "local"
+
+    with pytest.raises(ValueError, match="cannot be imported by worker processes"):
+        check_algorithm(Local)
+
+
+def test_unknown_names_raise():
+    with pytest.raises(AlgorithmError, match="unknown algorithm 'a3cc'.*did you mean a3c"):
+        check_algorithm("a3cc")
+    with pytest.raises(EnvError, match="unknown environment"):
+        check_algorithm("a3c", env="NoSuchEnv-v9")
+    with pytest.raises(ValueError, match="unknown check stage"):
+        check_algorithm("a3c", stages=("speed",))
+
+
+# -- algorithm checks that train (short real runs) -----------------------------------------------
+@pytest.mark.slow
+def test_loss_that_never_changes_the_parameters():
+    report = check_algorithm(f"{FIX}:FrozenLoss", stages=("api",), **TINY)
+    grad = report["loss has a gradient (vector)"]
+    assert grad.failed and "zero for every parameter" in grad.measured
+    row = report["async updates change θ"]
+    assert row.failed and "θ unchanged" in row.measured and "2 workers" in row.measured
+    assert ".detach()" in row.fix
+    assert row.values["max_abs_delta"] == 0.0 and row.values["frames"] >= 600
+
+
+@pytest.mark.slow
+def test_algorithm_that_ignores_the_seed():
+    report = check_algorithm(f"{FIX}:IgnoresSeed", stages=("seed",), **TINY)
+    assert report["contract"].passed and report["actions valid (vector)"].passed
+    unit = report["act draws only from its rng"]
+    assert unit.failed and "identically seeded rngs" in unit.measured
+    run = report["same seed, same episodes"]
+    assert run.failed and "two 1-worker runs with seed 0 differ" in run.measured
+    assert "np.random.default_rng() without a seed" in run.fix
+    assert report["network init follows the seed"].passed
+    assert "async updates change θ" not in {r.name for r in report.rows}
+
+
+@pytest.mark.slow
+def test_training_checks_use_env_modules(tmp_path):
+    report = check_algorithm("a3c", env="HarnessCheck/Corridor-v0", env_modules=ENVS, stages=("api",),
+                             workdir=tmp_path, **TINY)
+    assert report.passed, report
+    assert report["async updates change θ"].values["max_abs_delta"] > 0
+    config = json.loads((tmp_path / "async" / "config.json").read_text())
+    assert config["env_modules"] == ENVS and config["threads"] == 2  # --keep: the run folder stays
+
+
+# -- environments --------------------------------------------------------------------------------
+def test_cartpole_passes_the_env_check():
+    report = check_env("CartPole-v1", steps=300, perf_seconds=0.2)
+    assert report.passed, report
+    assert report["step contract"].values["episodes"] > 0
+    assert report["frames/s"].values["frames_per_second"] > 500
+    assert report["different seeds"].values["differ"] is True
+
+
+def test_third_party_env_by_env_module_passes():
+    report = check_env("HarnessCheck/Corridor-v0", env_modules=ENVS, steps=300, perf_seconds=0.2)
+    assert report.passed, report
+    assert report["observation space"].values["kind"] == "vector"
+
+
+@pytest.mark.parametrize("env_id, check, expected, fix", [
+    ("HarnessCheck/Unseeded-v0", "seeded reset reproducible", "reset(seed=2968811710) in", "self.np_random"),
+    ("HarnessCheck/Leaky-v0", "step contract", "is outside the observation space's bounds [0, 1]", "inside observation_space"),
+    ("HarnessCheck/Continuous-v0", "builds", "the harness needs a Discrete one", "Discrete"),
+    ("HarnessCheck/Grid-v0", "observation space", "has rank 2", "[C, H, W]"),
+])
+def test_broken_envs_are_caught_by_the_right_check(env_id, check, expected, fix):
+    report = check_env(env_id, env_modules=ENVS, steps=300, perf_seconds=0.1)
+    assert not report.passed
+    assert set(failed(report)) == {check}
+    row = report[check]
+    assert expected in row.measured and fix in row.fix
+
+
+def test_unknown_env_raises():
+    with pytest.raises(EnvError, match="unknown environment 'CartPol-v1'.*did you mean CartPole-v1"):
+        check_env("CartPol-v1")
+
+
+@pytest.mark.slow
+def test_atari_env_check():
+    report = check_env("Pong", seed=3, steps=150, perf_seconds=0.3, min_fps=100)
+    assert report.passed, report
+    assert report["observation space"].values == {"shape": [4, 84, 84], "kind": "image"}
+    assert report["builds"].values["frames_per_step"] == 4
+    assert report["reset"].values["seed"] == worker_seeds(3, 0)[0]  # the seed worker 0 resets with
+
+
+def test_atari_env_accepts_every_worker_seed():
+    # regression: worker_seeds gives 32-bit seeds (run seed 0 -> 2968811710) and ALE takes int32
+    report = check_env("Pong", seed=0, steps=20, stages=("api",))
+    assert report["reset"].passed, report["reset"].measured
+
+
+# -- command line --------------------------------------------------------------------------------
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(["check", *args])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["algorithm", "no_such_algo"], "unknown algorithm 'no_such_algo'"),
+    (["algorithm", "no_such_module:Algo"], "cannot import algorithm 'no_such_module:Algo'"),
+    (["algorithm", "a3c", "--env", "NoSuchEnv-v9"], "unknown environment 'NoSuchEnv-v9'"),
+    (["env", "NoSuchEnv-v9"], "unknown environment 'NoSuchEnv-v9'"),
+    (["algorithm", "a3c", "--only", "speed"], "'speed' is not one of"),
+])
+def test_cli_unknown_names_are_one_line_exit_2(capsys, args, expected):
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2
+    assert expected in err and err.startswith("harness: error:") and err.count("\n") == 1
+    assert "Traceback" not in err + out
+
+
+def test_cli_failure_exits_1_with_the_table_and_what_to_fix(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "algorithm", f"{FIX}:NaNLoss", "--only", "api", "--json", str(tmp_path / "r.json"))
+    assert code == 1
+    assert "STAGE" in out and "RESULT" in out
+    assert "loss finite (vector)" in out and "FAIL" in out and "SKIP" in out
+    assert "FAILED:" in out and "What to fix" in out and "look for log(0)" in out
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["passed"] is False and saved["subject"] == f"{FIX}:NaNLoss"
+
+
+def test_cli_env_check_passes_with_exit_0(capsys):
+    code, out, _ = run_cli(capsys, "env", "HarnessCheck/Corridor-v0", "--env-module", ENVS[0],
+                           "--steps", "200", "--perf-seconds", "0.1")
+    assert code == 0
+    assert "PASSED: 7 of 7 checks" in out and "frames/s" in out
+
+
+def test_cli_hyperparameter_overrides(capsys):
+    code, out, _ = run_cli(capsys, "algorithm", "a3c", "--only", "performance", "--perf-seconds", "0.1",
+                           "--min-fps", "1", "--hp", "entropy_beta=0.05", "--hp", "t-max=3")
+    assert code == 0, out
+    code, out, err = run_cli(capsys, "algorithm", "a3c", "--only", "performance", "--hp", "nope=1")
+    assert code == 2 and "unknown hyperparameter(s) nope for a3c" in err
