@@ -175,8 +175,10 @@ cli.add_command(status)
 cli.add_command(demo)
 
 from harness.check.cli import check  # noqa: E402
+from harness.report.cli import report  # noqa: E402
 
 cli.add_command(check)
+cli.add_command(report)
 
 
 def _csv_list(kind):

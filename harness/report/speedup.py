@@ -1,0 +1,256 @@
+"""Speedup (cf. Table 2): time for 1 thread to reach a reference score divided by the time for n threads.
+
+* The time to reach a reference is read off a line's averaged wall-clock curve (``curves.Line``): the
+  first time the mean curve is at or above the reference, linearly interpolated between grid points.
+* Reference score per game: ``--reference GAME=SCORE`` first, then a suite's ``reference_scores``,
+  then the default rule (``default_reference``).
+* The 95% CI is a percentile bootstrap over seeds: the runs of every line are resampled within
+  their learning rates, the curve re-averaged and the crossing found again; 1-thread and n-thread
+  lines are resampled independently.  A resample that never reaches the reference has an infinite
+  time, so its speedup is 0 (n threads never reach) or infinite (1 thread never reaches).
+* A game where a thread count never reaches the reference is reported as ``not reached`` (no number)
+  and is left out of the mean over games for *every* thread count of that algorithm, so the mean
+  always averages the same games.
+* Throughput speedup: mean frames/s at n threads divided by mean frames/s at 1 thread.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from harness.report.cache import BootstrapCache
+from harness.report.curves import Line
+from harness.report.scores import paper_table2
+from harness.report.style import (ThreadColours, algorithm_label, algorithm_order, finish, log2_threads_axis,
+                                  panel_grid, plain_log_axis)
+from harness.stats import (first_crossing, percentile_interval, resample_weights, resampled_means,
+                           stratified_indices)
+
+DEFAULT_REFERENCE_FRACTION = 0.8
+DEFAULT_REFERENCE_RULE = (
+    "Default reference score of a game (when neither --reference nor the suite's reference_scores gives "
+    "one): 80% of the way from the initial score to the weakest peak, i.e. lo + 0.8 (hi - lo), where hi "
+    "is the lowest, over all algorithms and thread counts of that game, of the peak of their averaged "
+    "learning curve (top-k learning rates), and lo is the mean of those curves' first values. Every "
+    "averaged curve reaches it by construction; a game whose curves never rise gets no reference.")
+
+SPEEDUP_COLUMNS = [
+    "algorithm", "game", "threads", "speedup", "speedup_ci_low", "speedup_ci_high", "efficiency",
+    "efficiency_ci_low", "efficiency_ci_high", "paper_speedup", "status", "reference_score",
+    "reference_source", "time_to_reference_s", "time_to_reference_1thread_s", "throughput_speedup",
+    "frames_per_second", "oversubscribed", "n_runs", "n_games", "games", "bootstrap_reps",
+]
+
+
+def default_reference(lines: list[Line], fraction: float = DEFAULT_REFERENCE_FRACTION) -> float | None:
+    peaks, starts = [], []
+    for ln in lines:
+        finite = ln.frame_mean[np.isfinite(ln.frame_mean)]
+        if finite.size == 0:
+            continue
+        peaks.append(finite.max())
+        starts.append(finite[0])
+    if not peaks:
+        return None
+    hi, lo = min(peaks), float(np.mean(starts))
+    if not hi > lo:
+        return None
+    return float(lo + fraction * (hi - lo))
+
+
+def resolve_references(lines: list[Line], cli: dict[str, float] | None, suites: dict[str, dict]) -> pd.DataFrame:
+    """Reference score and its source for every game that has lines (or was named explicitly)."""
+    cli = dict(cli or {})
+    suite_refs: dict[str, tuple[float, str]] = {}
+    for name, info in suites.items():
+        refs = info.get("config", {}).get("reference_scores") or {}
+        if isinstance(refs, dict):
+            for game, score in refs.items():
+                try:
+                    suite_refs.setdefault(str(game), (float(score), f"suite {name}"))
+                except (TypeError, ValueError):
+                    continue
+    rows = []
+    games = sorted({ln.game for ln in lines} | set(cli))
+    for game in games:
+        if game in cli:
+            rows.append((game, float(cli[game]), "--reference"))
+        elif game in suite_refs:
+            rows.append((game, *suite_refs[game]))
+        else:
+            ref = default_reference([ln for ln in lines if ln.game == game])
+            rows.append((game, ref if ref is not None else np.nan,
+                         "default rule" if ref is not None else "none (no learning progress)"))
+    return pd.DataFrame(rows, columns=["game", "reference_score", "reference_source"])
+
+
+def crossing_samples(line: Line, reference: float, reps: int, cache: BootstrapCache | None) -> np.ndarray:
+    """Bootstrap samples (over seeds within learning rates) of the time to reach ``reference``."""
+    if reps <= 0:
+        return np.empty(0)
+
+    def compute(rng):
+        weights = resample_weights(stratified_indices(line.strata, reps, rng), len(line.strata))
+        return first_crossing(line.time_grid, resampled_means(line.time_values, weights), reference)
+
+    if cache is None:
+        return compute(np.random.default_rng(0))
+    return cache.get(("crossing", line.time_values, line.time_grid, line.strata, float(reference), reps), compute)
+
+
+def _ratio(t1, tn):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.isinf(t1) & np.isinf(tn), np.nan, np.asarray(t1, float) / np.asarray(tn, float))
+
+
+def _ci(samples: np.ndarray) -> tuple[float, float]:
+    if samples.size == 0:
+        return float("nan"), float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = percentile_interval(samples)
+    return float(lo), float(hi)
+
+
+def throughput_by(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    ok = table[(table["state"] != "failed") & np.isfinite(table["frames_per_second"])
+               & (table["frames_per_second"] > 0)]
+    return ok.groupby(keys)["frames_per_second"].mean()
+
+
+def speedup_table(lines: list[Line], references: pd.DataFrame, table: pd.DataFrame, reps: int = 2000,
+                  cache: BootstrapCache | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Per algorithm, game and thread count, plus ``game = "mean"`` rows.  Returns (table, notes)."""
+    refs = references.set_index("game")
+    paper = paper_table2().set_index(["algorithm", "threads"])["speedup"]
+    fps_game = throughput_by(table, ["algorithm", "game", "threads"])
+    fps_alg = throughput_by(table, ["algorithm", "threads"])
+    notes: list[str] = []
+    rows = []
+    samples: dict[tuple[str, str, int], np.ndarray] = {}
+    per_alg_games: dict[str, dict[str, list[dict]]] = {}
+    for alg in algorithm_order(ln.algorithm for ln in lines):
+        per_alg_games[alg] = {}
+        for game in sorted({ln.game for ln in lines if ln.algorithm == alg}):
+            glines = {ln.threads: ln for ln in lines if ln.algorithm == alg and ln.game == game}
+            ref = float(refs.loc[game, "reference_score"]) if game in refs.index else float("nan")
+            src = refs.loc[game, "reference_source"] if game in refs.index else "none"
+            base = glines.get(1)
+            t1 = first_crossing(base.time_grid, base.time_mean, ref) if base is not None and np.isfinite(ref) else np.inf
+            s1 = crossing_samples(base, ref, reps, cache) if base is not None and np.isfinite(ref) else np.empty(0)
+            game_rows = []
+            for threads in sorted(glines):
+                ln = glines[threads]
+                row = {"algorithm": alg, "game": game, "threads": threads, "reference_score": ref,
+                       "reference_source": src, "oversubscribed": ln.oversubscribed, "n_runs": ln.n_runs,
+                       "bootstrap_reps": reps}
+                f1, fn = fps_game.get((alg, game, 1), np.nan), fps_game.get((alg, game, threads), np.nan)
+                row["frames_per_second"] = fn
+                row["throughput_speedup"] = fn / f1 if np.isfinite(f1) else np.nan
+                if not np.isfinite(ref):
+                    row["status"] = "no reference score"
+                elif base is None:
+                    row["status"] = "no 1-thread runs"
+                else:
+                    tn = first_crossing(ln.time_grid, ln.time_mean, ref)
+                    row["time_to_reference_s"] = tn if np.isfinite(tn) else np.nan
+                    row["time_to_reference_1thread_s"] = float(t1) if np.isfinite(t1) else np.nan
+                    if not np.isfinite(t1):
+                        row["status"] = "1 thread not reached"
+                    elif not np.isfinite(tn):
+                        row["status"] = "not reached"
+                    else:
+                        row["status"] = "reached"
+                        row["speedup"] = float(t1 / tn)
+                        sn = s1 if threads == 1 else crossing_samples(ln, ref, reps, cache)
+                        samples[(alg, game, threads)] = _ratio(s1, sn) if threads != 1 else np.ones_like(s1)
+                        row["speedup_ci_low"], row["speedup_ci_high"] = _ci(samples[(alg, game, threads)])
+                game_rows.append(row)
+            rows.extend(game_rows)
+            per_alg_games[alg][game] = game_rows
+    # Mean over the games where every thread count reached the reference.
+    for alg, games in per_alg_games.items():
+        complete = [g for g, rs in games.items() if rs and all(r["status"] == "reached" for r in rs)]
+        dropped = sorted(set(games) - set(complete))
+        if dropped:
+            reasons = []
+            for g in dropped:
+                bad = [r for r in games[g] if r["status"] != "reached"]
+                why = sorted({r["status"] for r in bad})
+                at = ", ".join(str(r["threads"]) for r in bad if r["status"] == "not reached")
+                reasons.append(f"{g} ({'; '.join(w + (f' at {at} threads' if w == 'not reached' else '') for w in why)})")
+            notes.append(f"{algorithm_label(alg)}: mean speedup leaves out {', '.join(reasons)}")
+        thread_sets = [{r["threads"] for r in games[g]} for g in complete]
+        all_threads = sorted(set().union(*thread_sets)) if thread_sets else []
+        for threads in all_threads:
+            gs = [g for g in complete if threads in {r["threads"] for r in games[g]}]
+            vals = [next(r for r in games[g] if r["threads"] == threads) for g in gs]
+            row = {"algorithm": alg, "game": "mean", "threads": threads, "status": "reached",
+                   "reference_score": np.nan, "reference_source": "per game",
+                   "speedup": float(np.mean([v["speedup"] for v in vals])),
+                   "oversubscribed": any(v["oversubscribed"] for v in vals),
+                   "n_runs": int(sum(v["n_runs"] for v in vals)), "n_games": len(gs), "games": " ".join(gs),
+                   "bootstrap_reps": reps}
+            stacked = [samples[(alg, g, threads)] for g in gs if (alg, g, threads) in samples]
+            if stacked and all(s.size for s in stacked) and len(stacked) == len(gs):
+                with np.errstate(invalid="ignore"):
+                    row["speedup_ci_low"], row["speedup_ci_high"] = _ci(np.mean(np.vstack(stacked), axis=0))
+            f1, fn = fps_alg.get((alg, 1), np.nan), fps_alg.get((alg, threads), np.nan)
+            row["frames_per_second"] = fn
+            row["throughput_speedup"] = fn / f1 if np.isfinite(f1) else np.nan
+            rows.append(row)
+    out = pd.DataFrame(rows, columns=SPEEDUP_COLUMNS)
+    if out.empty:
+        return out, notes
+    out["efficiency"] = out["speedup"] / out["threads"]
+    out["efficiency_ci_low"] = out["speedup_ci_low"] / out["threads"]
+    out["efficiency_ci_high"] = out["speedup_ci_high"] / out["threads"]
+    mean_rows = out["game"] == "mean"
+    out.loc[mean_rows, "paper_speedup"] = [paper.get((a, t), np.nan) for a, t in
+                                           zip(out.loc[mean_rows, "algorithm"], out.loc[mean_rows, "threads"])]
+    out["games"] = out["games"].fillna("")
+    return out[SPEEDUP_COLUMNS], notes
+
+
+def plot_speedup(speedup: pd.DataFrame, colours: ThreadColours):
+    """Mean speedup over games vs threads per algorithm, with CI, the paper's Table 2 and ideal scaling."""
+    means = speedup[speedup["game"] == "mean"]
+    algorithms = list(dict.fromkeys(means["algorithm"])) or list(dict.fromkeys(speedup["algorithm"]))
+    fig, axes = panel_grid(1, max(len(algorithms), 1), width=3.8, height=3.4)
+    paper = paper_table2()
+    for ax, alg in zip(axes[0], algorithms):
+        m = means[means["algorithm"] == alg].sort_values("threads")
+        threads = m["threads"].to_numpy()
+        p = paper[paper["algorithm"] == alg]
+        all_threads = sorted(set(threads) | set(speedup.loc[speedup["algorithm"] == alg, "threads"])
+                             | set(p["threads"]))
+        if len(m):
+            yerr = np.vstack([m["speedup"] - m["speedup_ci_low"], m["speedup_ci_high"] - m["speedup"]])
+            yerr = np.where(np.isfinite(yerr), np.clip(yerr, 0, None), 0)
+            n_games, n_runs = int(m["n_games"].max()), int(m["n_runs"].max())
+            ax.errorbar(threads, m["speedup"], yerr=yerr, color="k", lw=1.6, capsize=3, zorder=3,
+                        label=f"ours: mean of {n_games} game{'s' if n_games != 1 else ''} (n={n_runs} runs), 95% CI")
+            for _, r in m.iterrows():
+                over = bool(r["oversubscribed"])
+                ax.scatter([r["threads"]], [r["speedup"]], s=45, zorder=4, edgecolor="k",
+                           facecolor="white" if over else colours(r["threads"]), linewidths=1.4 if over else 0.8)
+        else:
+            ax.text(0.5, 0.5, "no game reached the reference\nat every thread count", ha="center",
+                    va="center", transform=ax.transAxes, color="0.4")
+        if not p.empty:
+            ax.plot(p["threads"], p["speedup"], ls="--", marker="s", ms=4, color="0.45",
+                    label="paper, Table 2 (7 Atari games)")
+        ax.plot(all_threads, all_threads, ls=":", color="0.6", label="ideal (linear)")
+        log2_threads_axis(ax, all_threads)
+        ax.set_yscale("log", base=2)
+        plain_log_axis(ax.yaxis)
+        ax.set_title(algorithm_label(alg), fontsize=10)
+        ax.set_xlabel("threads (actor-learners)")
+        ax.set_ylabel("speedup (time of 1 thread / time of n)")
+        ax.legend(fontsize=7, loc="upper left")
+    notes = ["Speedup: time for 1 thread to reach each game's reference score / time for n threads.",
+             "White markers: oversubscribed runs (more threads than the host's physical cores)."]
+    return finish(fig, "Speedup vs threads (cf. Table 2)", notes)

@@ -1,0 +1,95 @@
+"""Writing tables as CSV (raw numbers) and Markdown (formatted for reading)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.report.style import algorithm_label
+
+
+def fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else ""
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if math.isnan(v):
+            return ""
+        if math.isinf(v):
+            return "\u221e" if v > 0 else "-\u221e"
+        if v == 0:
+            return "0"
+        if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-2):
+            return f"{v:.{digits}g}"
+        if abs(v) >= 100:
+            return f"{v:,.0f}"
+        return f"{v:.2f}" if abs(v) >= 1 else f"{v:.{digits}f}"
+    return str(value)
+
+
+def markdown(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "_(empty)_\n"
+    cols = [str(c) for c in df.columns]
+    cells = [[fmt(v).replace("|", "\\|") for v in row] for row in df.itertuples(index=False)]
+    head = "| " + " | ".join(cols) + " |"
+    rule = "|" + "|".join("---" for _ in cols) + "|"
+    body = ["| " + " | ".join(r) + " |" for r in cells]
+    return "\n".join([head, rule, *body]) + "\n"
+
+
+def write_table(df: pd.DataFrame, directory: Path, name: str, readable: pd.DataFrame | None = None) -> dict[str, Path]:
+    """``name.csv`` holds ``df`` unformatted; ``name.md`` the ``readable`` version (default ``df``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = directory / f"{name}.csv", directory / f"{name}.md"
+    df.to_csv(csv_path, index=False)
+    md_path.write_text(markdown(readable if readable is not None else df), encoding="utf-8")
+    return {"csv": csv_path, "md": md_path}
+
+
+def with_ci(value, lo, hi) -> str:
+    if value is None or not np.isfinite(value):
+        return ""
+    if lo is None or not (np.isfinite(lo) or np.isinf(lo)) or hi is None or np.isnan(hi):
+        return fmt(value)
+    return f"{fmt(value)} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def readable_speedup(speedup: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for _, r in speedup.iterrows():
+        reached = r["status"] == "reached"
+        rows.append({
+            "algorithm": algorithm_label(r["algorithm"]),
+            "game": r["game"] if r["game"] != "mean" else f"mean of {int(r['n_games'])}",
+            "threads": int(r["threads"]),
+            "speedup [95% CI]": with_ci(r["speedup"], r["speedup_ci_low"], r["speedup_ci_high"]) if reached else r["status"],
+            "efficiency": fmt(r["efficiency"]) if reached else "",
+            "paper (Table 2)": fmt(r["paper_speedup"]),
+            "throughput speedup": fmt(r["throughput_speedup"]),
+            "reference score": fmt(r["reference_score"]),
+            "oversubscribed": "yes" if r["oversubscribed"] else "",
+            "runs": int(r["n_runs"]) if np.isfinite(r["n_runs"]) else "",
+        })
+    return pd.DataFrame(rows)
+
+
+def readable_aggregates(agg: pd.DataFrame) -> pd.DataFrame:
+    if agg.empty:
+        return agg
+    wide = []
+    for (alg, threads), g in agg.groupby(["algorithm", "threads"], sort=False):
+        row = {"algorithm": algorithm_label(alg), "threads": int(threads)}
+        for _, r in g.iterrows():
+            row[str(r["metric"]).replace("_", " ") + " [95% CI]"] = with_ci(r["value"], r["ci_low"], r["ci_high"])
+        row["runs"] = int(g["n_runs"].iloc[0])
+        row["games"] = int(g["n_games"].iloc[0])
+        wide.append(row)
+    return pd.DataFrame(wide)

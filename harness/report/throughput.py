@@ -1,0 +1,92 @@
+"""Throughput: frames per second vs thread count per algorithm, with the ideal linear line.
+
+Frames/s of a run is ``status.json`` ``frames_per_second`` (training time only), else
+``frames_done / wall_seconds``, else the last episode's frames over its wall time.  Every run that did
+not fail counts (running runs too: their rate so far is a valid measurement).  Points are the mean over
+runs (all games) with a 95% bootstrap CI; the ideal line is n x the 1-thread mean.  Runs with more
+threads than physical cores (``host.oversubscribed``) are drawn hollow and flagged in the table.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from harness.report.cache import BootstrapCache
+from harness.report.style import (ThreadColours, algorithm_label, algorithm_order, finish, log2_threads_axis,
+                                  panel_grid, plain_log_axis)
+from harness.stats import percentile_interval
+
+THROUGHPUT_COLUMNS = ["algorithm", "threads", "frames_per_second", "ci_low", "ci_high", "throughput_speedup",
+                      "ideal_speedup", "parallel_efficiency", "n_runs", "oversubscribed", "physical_cores"]
+
+
+def throughput_table(table: pd.DataFrame, reps: int, cache: BootstrapCache | None) -> pd.DataFrame:
+    ok = table[(table["state"] != "failed") & np.isfinite(table["frames_per_second"])
+               & (table["frames_per_second"] > 0)]
+    rows = []
+    for (alg, threads), g in ok.groupby(["algorithm", "threads"]):
+        fps = g["frames_per_second"].to_numpy(dtype=float)
+
+        def compute(rng, fps=fps):
+            boot = fps[rng.integers(0, fps.size, size=(reps, fps.size))].mean(axis=1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return tuple(float(v) for v in percentile_interval(boot))
+
+        lo, hi = (np.nan, np.nan)
+        if reps > 0 and fps.size > 1:
+            lo, hi = cache.get(("fps", fps, reps), compute) if cache is not None else compute(np.random.default_rng(0))
+        cores = pd.to_numeric(g["physical_cores"], errors="coerce")
+        rows.append({"algorithm": alg, "threads": int(threads), "frames_per_second": float(fps.mean()),
+                     "ci_low": lo, "ci_high": hi, "n_runs": int(fps.size),
+                     "oversubscribed": bool(g["oversubscribed"].any()),
+                     "physical_cores": int(cores.min()) if cores.notna().any() else np.nan})
+    out = pd.DataFrame(rows, columns=THROUGHPUT_COLUMNS)
+    order = algorithm_order(out["algorithm"])
+    out = out.sort_values(["algorithm", "threads"], key=lambda s: s.map(order.index) if s.name == "algorithm" else s,
+                          ignore_index=True)
+    for alg, g in out.groupby("algorithm"):
+        base = g.loc[g["threads"] == 1, "frames_per_second"]
+        if len(base):
+            out.loc[g.index, "throughput_speedup"] = g["frames_per_second"] / float(base.iloc[0])
+    out["ideal_speedup"] = out["threads"].astype(float)
+    out["parallel_efficiency"] = out["throughput_speedup"] / out["threads"]
+    return out
+
+
+def plot_throughput(tp: pd.DataFrame, colours: ThreadColours):
+    algorithms = list(dict.fromkeys(tp["algorithm"]))
+    fig, axes = panel_grid(1, max(len(algorithms), 1), width=3.8, height=3.4)
+    for ax, alg in zip(axes[0], algorithms):
+        g = tp[tp["algorithm"] == alg].sort_values("threads")
+        threads = g["threads"].to_numpy()
+        fps = g["frames_per_second"].to_numpy()
+        base = g.loc[g["threads"] == 1, "frames_per_second"]
+        if len(base):
+            ax.plot(threads, float(base.iloc[0]) * threads, ls=":", color="0.4", label="ideal (linear in threads)")
+        err = np.vstack([fps - g["ci_low"].to_numpy(), g["ci_high"].to_numpy() - fps])
+        err = np.where(np.isfinite(err), np.clip(err, 0, None), 0)
+        ax.errorbar(threads, fps, yerr=err, color="k", lw=1.4, capsize=3, label="measured, mean with 95% CI")
+        for _, r in g.iterrows():
+            over = bool(r["oversubscribed"])
+            ax.scatter([r["threads"]], [r["frames_per_second"]], s=50, zorder=4, edgecolor="k",
+                       facecolor="white" if over else colours(r["threads"]), linewidths=1.5 if over else 0.8)
+            ax.annotate(f"n={int(r['n_runs'])}", (r["threads"], r["frames_per_second"]), fontsize=7,
+                        xytext=(4, -10), textcoords="offset points", color="0.3")
+        cores = pd.to_numeric(g["physical_cores"], errors="coerce").dropna()
+        if len(cores):
+            ax.axvline(float(cores.min()), color="#d62728", lw=1, ls="--",
+                       label=f"physical cores ({int(cores.min())})")
+        log2_threads_axis(ax, threads)
+        ax.set_yscale("log")
+        plain_log_axis(ax.yaxis, decimal=True)
+        ax.set_title(algorithm_label(alg), fontsize=10)
+        ax.set_xlabel("threads (actor-learners)")
+        ax.set_ylabel("training throughput (frames/s, all threads)")
+        ax.legend(fontsize=7, loc="upper left")
+    notes = ["Frames/s over training time (evaluation excluded), mean over runs of all games; n = runs.",
+             "White markers: oversubscribed runs (more threads than the host's physical cores)."]
+    return finish(fig, "Throughput vs threads", notes)
