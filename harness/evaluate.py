@@ -15,9 +15,10 @@ import torch
 EVAL_SEED_OFFSET = 1_000_003
 
 
-def evaluate(algo, net, env, episodes: int, seed: int, max_seconds: float = 600.0) -> list[float]:
+def evaluate(algo, net, env, episodes: int, seed: int, max_seconds: float = 600.0,
+             should_stop=lambda: False) -> list[float]:
     """Play up to ``episodes`` whole episodes with ``net``; stop early after ``max_seconds``
-    (at least one episode is always finished)."""
+    (at least one episode is always finished) or, between episodes, when ``should_stop()``."""
     rng = np.random.default_rng(seed + EVAL_SEED_OFFSET)
     obs = env.reset(seed=seed + EVAL_SEED_OFFSET)
     returns: list[float] = []
@@ -31,7 +32,7 @@ def evaluate(algo, net, env, episodes: int, seed: int, max_seconds: float = 600.
             if over:
                 returns.append(ret)
                 ret = 0.0
-                if time.monotonic() - start > max_seconds:
+                if time.monotonic() - start > max_seconds or should_stop():
                     break
     return returns
 

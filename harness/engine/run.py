@@ -331,6 +331,9 @@ def _evaluate_all(cfg, algo, net, params, env, snapshots, T, wall, out_dir, sign
         if signals.received is not None:
             return True
         local.copy_(snapshot)
-        returns = evaluate(algo, net, env, cfg.eval.episodes, cfg.seed, cfg.eval.max_seconds)
+        returns = evaluate(algo, net, env, cfg.eval.episodes, cfg.seed, cfg.eval.max_seconds,
+                           should_stop=lambda: signals.received is not None)
+        if signals.received is not None:
+            return True  # an evaluation cut short is not written
         log.append([summarize(frames, wall_s, returns)])
     return False

@@ -1,0 +1,252 @@
+"""A suite's runs on disk: where each lives, what state it is in, what is left, what it will cost.
+
+Each planned run lives in ``<results dir>/<suite name>/<run id>/`` (docs/RUN_FORMAT.md). Its state is
+read from its ``status.json``:
+
+======================  ==============================================================
+on disk                 what a sweep does with it
+======================  ==============================================================
+``done``, ``diverged``  finished (a divergence is a result): skipped
+``failed``              skipped; rerun (resuming from its checkpoint) with --retry-failed
+``interrupted``         resumed from its checkpoint
+``running`` / missing   resumed (the process that ran it is gone: a killed sweep)
+======================  ==============================================================
+
+A run folder whose ``config.json`` disagrees with the suite (another frame budget, other
+hyperparameters) is never overwritten: planning stops with an error naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import store
+from harness.suite import PlannedRun, Suite
+
+FINISHED = ("done", "diverged")
+RUNNING = ("running", "evaluating")
+PROGRESS_FILE = "progress.json"
+RUNNER_LOG = "runner.log"
+#: Compared between a run folder's config.json and the suite (everything that changes the result).
+IDENTITY_KEYS = ("algorithm", "env_id", "threads", "lr", "seed", "frames", "optimizer", "hyperparameters", "env_settings")
+#: Training frames/s per actor-learner thread used by --dry-run when no finished run has been
+#: measured (measured on a 2-core AMD EPYC VM shared with other jobs): Atari with the Mnih-2013
+#: network, about 1,100-1,300 frames/s (~300 agent steps/s x 4 frames); CartPole-v1 with the small
+#: MLP, 2,000-6,000 frames/s depending on load. Finished runs under --results-dir replace them.
+DEFAULT_FPS_PER_THREAD = {"atari": 1000.0, "vector": 4000.0}
+
+
+class PlanError(ValueError):
+    """The plan cannot be carried out as asked (one line)."""
+
+
+@dataclass
+class RunRecord:
+    """A planned run and what is known of it now."""
+
+    run: PlannedRun
+    dir: Path
+    state: str = "pending"  # pending (no status yet), or a status.json state
+    frames_done: int = 0
+    error: str | None = None
+    fps: float | None = None  # live while running, final when finished
+    wall_seconds: float | None = None
+    oversubscribed: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    @property
+    def threads(self) -> int:
+        return self.run.config.threads
+
+    @property
+    def frames(self) -> int:
+        return self.run.config.frames
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+
+def suite_dir(results_dir: Path, suite: Suite) -> Path:
+    return Path(results_dir) / suite.name
+
+
+def _norm(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def identity(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: _norm(config.get(k)) for k in IDENTITY_KEYS}
+
+
+def config_mismatch(run_dir: Path, run: PlannedRun) -> str | None:
+    """What differs between ``run_dir/config.json`` and the planned config (None: same or absent).
+
+    Mappings (hyperparameters, env_settings) are compared on the keys both sides have, so a folder
+    written before a new setting existed (with its default) still counts as the same run.
+    """
+    on_disk = store.read_json(Path(run_dir) / "config.json")
+    if on_disk is None:
+        return None
+    want = identity(run.config.to_dict())
+    have = identity(on_disk)
+    for key in IDENTITY_KEYS:
+        w, h = want[key], have[key]
+        if isinstance(w, dict) and isinstance(h, dict):
+            diff = sorted(k for k in set(w) & set(h) if w[k] != h[k])
+            if diff:
+                return f"{key}.{diff[0]}: {h[diff[0]]!r} on disk, {w[diff[0]]!r} in the suite"
+        elif w != h:
+            return f"{key}: {h!r} on disk, {w!r} in the suite"
+    return None
+
+
+def read_record(record: RunRecord) -> RunRecord:
+    """Refresh ``record`` from its folder's status.json (and progress.json while running)."""
+    status = store.read_json(record.dir / "status.json")
+    if status is None:
+        record.state = "pending"
+        prog = store.read_json(record.dir / PROGRESS_FILE)
+        record.frames_done = int(prog.get("frames", 0)) if prog else 0
+        return record
+    record.state = str(status.get("state") or "running")
+    record.frames_done = int(status.get("frames_done") or 0)
+    record.error = status.get("error")
+    record.fps = status.get("frames_per_second")
+    record.wall_seconds = status.get("wall_seconds")
+    record.oversubscribed = bool((status.get("host") or {}).get("oversubscribed"))
+    if record.state in RUNNING:
+        prog = store.read_json(record.dir / PROGRESS_FILE)
+        if prog:
+            record.frames_done = max(record.frames_done, int(prog.get("frames", 0)))
+            record.fps = prog.get("frames_per_second")
+    return record
+
+
+def records(suite: Suite, results_dir: Path, check: bool = True) -> list[RunRecord]:
+    """Every planned run with its state on disk; raises PlanError if a folder holds another config."""
+    base = suite_dir(results_dir, suite)
+    out = []
+    mismatches = []
+    for run in suite.runs():
+        rec = RunRecord(run, base / run.run_id)
+        if rec.dir.exists():
+            if check:
+                why = config_mismatch(rec.dir, run)
+                if why:
+                    mismatches.append((rec.dir, why))
+            read_record(rec)
+        out.append(rec)
+    if mismatches:
+        d, why = mismatches[0]
+        more = f" (and {len(mismatches) - 1} more run folder(s))" if len(mismatches) > 1 else ""
+        raise PlanError(f"{d}: its config.json differs from the suite ({why}){more}; a finished run is never "
+                        f"overwritten: give the suite another name, use another --results-dir, or delete the folder")
+    return out
+
+
+def to_run(rec: RunRecord, retry_failed: bool = False) -> bool:
+    """Whether a sweep (re)starts this run."""
+    if rec.state in FINISHED:
+        return False
+    if rec.state == "failed":
+        return retry_failed
+    return True  # pending, running (its process is gone), evaluating, interrupted
+
+
+def extra_folders(suite: Suite, results_dir: Path) -> list[Path]:
+    """Run folders under the suite folder that the suite no longer plans (e.g. after an edit)."""
+    base = suite_dir(results_dir, suite)
+    if not base.is_dir():
+        return []
+    planned = {r.run_id for r in suite.runs()}
+    return sorted(p for p in base.iterdir() if p.is_dir() and (p / "config.json").exists() and p.name not in planned)
+
+
+# ------------------------------------------------------------------------------------------------
+# Cost estimate
+@dataclass
+class Throughput:
+    """Training frames/s per thread, looked up by (algorithm, game), then game, then kind."""
+
+    by_algo_game: dict[tuple[str, str], float]
+    by_game: dict[str, float]
+    by_kind: dict[str, float]
+    n_measured: int
+
+    def per_thread(self, algorithm: str, game: str, is_atari: bool) -> tuple[float, str]:
+        if (algorithm, game) in self.by_algo_game:
+            return self.by_algo_game[(algorithm, game)], "measured"
+        if game in self.by_game:
+            return self.by_game[game], "measured (other algorithms)"
+        kind = "atari" if is_atari else "vector"
+        if kind in self.by_kind:
+            return self.by_kind[kind], f"measured (other {kind} games)"
+        return DEFAULT_FPS_PER_THREAD[kind], "default"
+
+
+def measured_throughput(results_dir: Path) -> Throughput:
+    """Per-thread training throughput of finished, not oversubscribed runs under ``results_dir``."""
+    samples: dict[str, dict] = {"ag": defaultdict(list), "g": defaultdict(list), "k": defaultdict(list)}
+    n = 0
+    root = Path(results_dir)
+    if root.is_dir():
+        for status_path in root.rglob("status.json"):
+            status = store.read_json(status_path)
+            config = store.read_json(status_path.parent / "config.json")
+            if not status or not config or status.get("state") != "done":
+                continue
+            fps, threads = status.get("frames_per_second"), config.get("threads")
+            if not fps or not threads or (status.get("host") or {}).get("oversubscribed"):
+                continue
+            per = float(fps) / int(threads)
+            if not math.isfinite(per) or per <= 0:
+                continue
+            n += 1
+            algo, game = str(config.get("algorithm")), str(config.get("game"))
+            samples["ag"][(algo, game)].append(per)
+            samples["g"][game].append(per)
+            samples["k"]["atari" if config.get("is_atari") else "vector"].append(per)
+    med = {k: {key: statistics.median(v) for key, v in d.items()} for k, d in samples.items()}
+    return Throughput(med["ag"], med["g"], med["k"], n)
+
+
+@dataclass
+class Estimate:
+    core_hours: float  # all planned runs
+    core_hours_left: float  # runs not finished yet
+    sources: dict[str, int]  # "measured"/"default" -> number of runs estimated that way
+    n_measured: int
+
+
+def estimate(recs: list[RunRecord], results_dir: Path) -> Estimate:
+    tp = measured_throughput(results_dir)
+    total = left = 0.0
+    sources: dict[str, int] = defaultdict(int)
+    for rec in recs:
+        cfg = rec.run.config
+        per, src = tp.per_thread(cfg.algorithm, cfg.env_spec.game, cfg.env_spec.is_atari)
+        sources["default" if src == "default" else "measured"] += 1
+        hours = cfg.frames / per / 3600.0  # = wall hours x threads, when throughput scales linearly
+        total += hours
+        if not rec.finished:
+            left += hours * max(0.0, 1.0 - rec.frames_done / cfg.frames)
+    return Estimate(total, left, dict(sources), tp.n_measured)
+
+
+def machine_cores() -> int:
+    """Cores a local sweep packs runs onto: usable (affinity) cores, at most the physical ones."""
+    import psutil
+
+    physical = psutil.cpu_count(logical=False) or store.usable_cores()
+    return max(1, min(store.usable_cores(), physical))

@@ -1,0 +1,174 @@
+"""One run of a sweep in its own process: ``python -m harness.sweep.runner RUN_DIR``.
+
+Reads ``RUN_DIR/config.json``, trains with :func:`harness.engine.train` (resuming from
+``checkpoint.pt`` when there is one) and writes ``progress.json`` (frames, frames/s) every couple
+of seconds for the sweep's live display. A run that crashes takes down only this process; the
+crash is recorded in ``status.json`` as ``failed`` with its traceback.
+
+Safety:
+
+- it holds an exclusive ``flock`` on ``RUN_DIR/.run.lock`` while it runs, so two processes never
+  train the same folder (a run left over by a killed sweep finishes its shutdown first);
+- it asks the kernel for SIGTERM when its parent (the sweep, or a Ray worker) dies, which the
+  engine turns into a clean ``interrupted`` with a final checkpoint.
+
+Exit codes: 0 done, 1 failed, 3 diverged, 130 interrupted, 75 the folder is busy.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+EXIT_CODES = {"done": 0, "failed": 1, "diverged": 3, "interrupted": 130}
+EXIT_BUSY = 75
+LOCK_NAME = ".run.lock"
+PROGRESS_EVERY = 2.0
+PARENT_ENV = "HARNESS_SWEEP_PARENT"
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Linux: the kernel sends ``sig`` to this process when its parent dies."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, int(sig))  # PR_SET_PDEATHSIG
+    except OSError:  # pragma: no cover - not Linux
+        return
+    expected = os.environ.get(PARENT_ENV)
+    if expected and os.getppid() != int(expected):  # the parent died before prctl took effect
+        os.kill(os.getpid(), sig)
+
+
+def lock_run_dir(run_dir: Path, wait_seconds: float = 120.0) -> int | None:
+    """An fd holding an exclusive flock on the run folder, or None if still busy after the wait."""
+    fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.2)
+
+
+def run_dir_busy(run_dir: Path) -> bool:
+    """True while some process holds the run folder's lock."""
+    path = Path(run_dir) / LOCK_NAME
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _write_failed(run_dir: Path, state: str, error: str, tb: str | None, threads: int | None) -> None:
+    """A final status.json for a run that ended outside the engine's own bookkeeping."""
+    from harness import store
+
+    old = store.read_json(run_dir / "status.json") or {}
+    status = {
+        "schema_version": 1,
+        "state": state,
+        "error": error,
+        "started_at": old.get("started_at") or store.utc_now(),
+        "ended_at": store.utc_now(),
+        "frames_done": int(old.get("frames_done") or 0),
+        "wall_seconds": float(old.get("wall_seconds") or 0.0),
+        "frames_per_second": old.get("frames_per_second"),
+        "host": old.get("host") or store.host_info(threads),
+        "versions": old.get("versions") or store.versions(),
+        "pid": os.getpid(),
+    }
+    if tb:
+        status["traceback"] = tb
+    store.write_json_atomic(run_dir / "status.json", status)
+
+
+class _ProgressWriter:
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "progress.json"
+        self.last = 0.0
+
+    def __call__(self, p) -> None:
+        from harness import store
+
+        now = time.time()
+        if now - self.last < PROGRESS_EVERY:
+            return
+        self.last = now
+        try:
+            store.write_json_atomic(self.path, {
+                "frames": int(p.frames), "budget": int(p.budget), "frames_per_second": round(float(p.frames_per_second), 1),
+                "wall_seconds": round(float(p.wall_seconds), 2), "episodes": int(p.episodes),
+                "recent_return": p.recent_return, "updated_at": now, "pid": os.getpid(),
+            })
+        except OSError:
+            pass
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m harness.sweep.runner RUN_DIR", file=sys.stderr)
+        return 2
+    run_dir = Path(argv[0])
+    die_with_parent()
+    # until the engine installs its own handlers (and after it restores them): stop promptly
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    threads = None
+    fd = None
+    try:
+        fd = lock_run_dir(run_dir)
+        if fd is None:
+            print(f"{run_dir}: another process is running this folder", file=sys.stderr)
+            return EXIT_BUSY
+        from harness.config import RunConfig
+        from harness.engine import train
+
+        cfg = RunConfig.load(run_dir / "config.json")
+        threads = cfg.threads
+        print(f"[runner {os.getpid()}] {cfg.run_id or run_dir.name}: {cfg.algorithm} on {cfg.env}, "
+              f"{cfg.threads} thread(s), lr {cfg.lr:g}, seed {cfg.seed}, {cfg.frames:,} frames", flush=True)
+        result = train(cfg, run_dir, resume=True, on_progress=_ProgressWriter(run_dir))
+        print(f"[runner {os.getpid()}] {result.state}: {result.frames:,} frames in {result.wall_seconds:.1f} s"
+              + (f" - {result.error}" if result.error else ""), flush=True)
+        return EXIT_CODES.get(result.state, 1)
+    except KeyboardInterrupt:
+        if fd is not None:
+            _write_failed(run_dir, "interrupted", "interrupted before training started", None, threads)
+        return 130
+    except BaseException as exc:  # noqa: BLE001 - record any crash in status.json
+        tb = traceback.format_exc()
+        print(tb, file=sys.stderr, flush=True)
+        if fd is not None:
+            msg = f"{type(exc).__name__}: {exc}".strip().splitlines()
+            _write_failed(run_dir, "failed", msg[0] if msg else type(exc).__name__, tb, threads)
+        return 1
+    finally:
+        if fd is not None:
+            (run_dir / "progress.json").unlink(missing_ok=True)
+            os.close(fd)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
