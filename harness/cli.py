@@ -168,7 +168,7 @@ def train(algorithm, env, threads, lr, seed, frames, optimizer, out, fresh, env_
     raise SystemExit(run_one(cfg, out, resume=not fresh))
 
 
-from harness.sweep.cli import demo, status, sweep  # noqa: E402  (needs HarnessError above)
+from harness.sweep.cli import demo, status, sweep  # noqa: E402
 
 cli.add_command(sweep)
 cli.add_command(status)
