@@ -3,7 +3,8 @@
 - Image observations (Atari, [4, 84, 84] uint8): the Mnih et al. 2013 network used in the paper's
   scaling experiments: conv 16 filters 8x8 stride 4 -> conv 32 filters 4x4 stride 2 -> FC 256,
   ReLU after each. Inputs are scaled to [0, 1] inside the network.
-- Vector observations (CartPole, ...): an MLP with two hidden layers of 64 units, ReLU.
+- Vector observations (CartPole, ...): an MLP with two hidden layers of 128 units, ReLU (with 64,
+  one-step SARSA on CartPole missed 195 within 500k frames in 2 of 7 runs; with 128, 0 of 15).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class AtariTorso(nn.Module):
 
 
 class MLPTorso(nn.Module):
-    def __init__(self, in_dim: int, hidden: int = 64):
+    def __init__(self, in_dim: int, hidden: int = 128):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
         self.out_dim = hidden
