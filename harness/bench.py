@@ -57,6 +57,10 @@ class BenchRow:
 
 
 def _timed_loop(seconds: float, body) -> tuple[int, float]:
+    """Run ``body`` for a warm-up of a fifth of ``seconds`` (at most 2 s), then time it."""
+    warm_until = time.perf_counter() + min(2.0, seconds / 5)
+    while time.perf_counter() < warm_until:
+        body()
     n, start = 0, time.perf_counter()
     while True:
         body()

@@ -25,12 +25,17 @@ def flatten_into(module: nn.Module, flat: torch.Tensor | None = None) -> torch.T
         flat = torch.cat([p.detach().reshape(-1) for p in params]) if params else torch.zeros(0)
     elif flat.numel() != n:
         raise ValueError(f"flat buffer has {flat.numel()} elements, the module {n}")
+    _point_into(params, flat, "data")
+    return flat
+
+
+def _point_into(params: list[torch.Tensor], flat: torch.Tensor, attr: str) -> None:
+    """Set ``p.<attr>`` of each parameter to its slice of ``flat``, in order."""
     offset = 0
     for p in params:
         k = p.numel()
-        p.data = flat[offset : offset + k].view_as(p)
+        setattr(p, attr, flat[offset : offset + k].view_as(p))
         offset += k
-    return flat
 
 
 def attach_flat_grad(module: nn.Module) -> torch.Tensor:
@@ -38,11 +43,7 @@ def attach_flat_grad(module: nn.Module) -> torch.Tensor:
     Zero it with ``flat_grad.zero_()``, never ``module.zero_grad()`` (which would drop the views)."""
     params = list(module.parameters())
     flat_grad = torch.zeros(sum(p.numel() for p in params))
-    offset = 0
-    for p in params:
-        k = p.numel()
-        p.grad = flat_grad[offset : offset + k].view_as(p)
-        offset += k
+    _point_into(params, flat_grad, "grad")
     return flat_grad
 
 

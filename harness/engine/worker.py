@@ -59,7 +59,13 @@ def worker_main(rank: int, config: dict, shared: SharedState) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
     try:
-        _run(rank, config, shared)
+        profile_dir = os.environ.get("HARNESS_PROFILE_DIR")
+        if profile_dir:  # cProfile each worker into PROFILE_DIR/worker-<rank>.prof (docs/BENCHMARKS.md)
+            import cProfile
+
+            cProfile.runctx("_run(rank, config, shared)", globals(), locals(), f"{profile_dir}/worker-{rank}.prof")
+        else:
+            _run(rank, config, shared)
     except BaseException:  # noqa: BLE001 - report everything, then exit non-zero
         shared.queue.put(("error", rank, traceback.format_exc(limit=8)))
         shared.stop.set()

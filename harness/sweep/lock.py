@@ -81,20 +81,27 @@ class SweepLock:
         self.release()
 
 
-def sweep_running(directory: Path) -> dict | None:
-    """The holder's info when a live sweep holds the lock of ``directory``, else None."""
-    path = Path(directory) / LOCK_NAME
-    if not path.exists():
-        return None
+def is_flocked(path: Path) -> bool:
+    """True while some live process holds a ``flock`` on ``path`` (False when there is no file)."""
+    if not Path(path).exists():
+        return False
     fd = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
+        return False
     except BlockingIOError:
-        try:
-            return json.loads(path.read_text() or "null") or {}
-        except (OSError, ValueError):
-            return {}
+        return True
     finally:
         os.close(fd)
+
+
+def sweep_running(directory: Path) -> dict | None:
+    """The holder's info when a live sweep holds the lock of ``directory``, else None."""
+    path = Path(directory) / LOCK_NAME
+    if not is_flocked(path):
+        return None
+    try:
+        return json.loads(path.read_text() or "null") or {}
+    except (OSError, ValueError):
+        return {}

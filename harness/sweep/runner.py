@@ -62,18 +62,9 @@ def lock_run_dir(run_dir: Path, wait_seconds: float = 120.0) -> int | None:
 
 def run_dir_busy(run_dir: Path) -> bool:
     """True while some process holds the run folder's lock."""
-    path = Path(run_dir) / LOCK_NAME
-    if not path.exists():
-        return False
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    from harness.sweep.lock import is_flocked
+
+    return is_flocked(Path(run_dir) / LOCK_NAME)
 
 
 def _write_failed(run_dir: Path, state: str, error: str, tb: str | None, threads: int | None) -> None:
