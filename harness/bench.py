@@ -7,7 +7,7 @@ Measured in one invocation, on the same machine and moment, per algorithm:
 (c) ``learn_ms``: one segment's loss, backward pass, clipping and shared-optimizer step;
     ``bound_fps`` = frames_per_step / (time per step of (b) + (c) / t_max): what one worker could do
     if the harness added nothing;
-(d) full training for each thread count: ``train_fps`` (total), ``train_fps_per_worker``,
+(d) full training for each thread count (the median of ``repeat`` runs): ``train_fps`` (total), ``train_fps_per_worker``,
     ``efficiency`` = train_fps(n) / (n × train_fps(1)), ``train_over_bound`` =
     train_fps_per_worker / bound_fps; peak resident memory per worker and for the whole run.
 
@@ -137,7 +137,7 @@ def measure_training(cfg: RunConfig, seconds: float) -> dict:
 
 
 def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: float,
-              log=print) -> dict:
+              log=print, repeat: int = 1) -> dict:
     rows: list[BenchRow] = []
     for algo in algorithms:
         base = make_run_config(algorithm=algo, env=env, threads=1, frames=10**12)
@@ -149,7 +149,9 @@ def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: floa
             cfg = make_run_config(algorithm=algo, env=env, threads=n, frames=10**12,
                                   engine={"max_seconds": seconds, "checkpoint_seconds": 0},
                                   eval={"episodes": 0})
-            d = measure_training(cfg, seconds)
+            samples = [measure_training(cfg, seconds) for _ in range(repeat)]
+            d = sorted(samples, key=lambda x: x["train_fps"])[len(samples) // 2]  # the median run
+            d["memory"] = {k: max(x["memory"].get(k, 0.0) for x in samples) for k in ("peak_worker_rss_mb", "peak_total_rss_mb")}
             if n == threads[0]:
                 one = d["train_fps"] / n
             per_worker = d["train_fps"] / n
@@ -171,6 +173,7 @@ def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: floa
         "schema_version": SCHEMA_VERSION,
         "date": store.utc_now(),
         "command_seconds": seconds,
+        "repeat": repeat,
         "env": env,
         "host": store.host_info(max(threads)),
         "versions": store.versions(),

@@ -201,7 +201,9 @@ def _csv_list(kind):
 @click.option("--compare", "baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="baseline JSON: exit 1 if train/bound or efficiency fell by more than --tolerance")
 @click.option("--tolerance", type=float, default=0.2, show_default=True)
-def bench(algorithms, env, threads, seconds, out, baseline, tolerance) -> None:
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="training runs per thread count; the median is reported (noisy machines)")
+def bench(algorithms, env, threads, seconds, out, baseline, tolerance, repeat) -> None:
     """Measure env, acting, learning and training throughput per worker count (see docs/BENCHMARKS.md)."""
     from harness import bench as b
     from harness.plugins import AlgorithmError, load_algorithm
@@ -220,7 +222,7 @@ def bench(algorithms, env, threads, seconds, out, baseline, tolerance) -> None:
     if max(threads) > usable_cores():
         click.echo(f"warning: {max(threads)} threads on {usable_cores()} usable cores: oversubscribed runs "
                    "measure the scheduler, not the method (flagged in the output)", err=True)
-    result = b.run_bench(algorithms, env, threads, seconds, log=lambda m: click.echo(m, err=True))
+    result = b.run_bench(algorithms, env, threads, seconds, log=lambda m: click.echo(m, err=True), repeat=repeat)
     json_path, csv_path = b.write_outputs(result, out)
     click.echo(b.format_table(result))
     click.echo(f"wrote {json_path} and {csv_path}")

@@ -34,8 +34,9 @@ def test_bench_cli_writes_json_and_csv(tmp_path):
     # the same file is a valid baseline: comparing a result with itself passes
     res2 = CliRunner().invoke(cli, ["bench", "--algo", "a3c", "--env", "CartPole-v1", "--threads", "1",
                                     "--seconds", "0.5", "--out", str(tmp_path / "b2.json"),
-                                    "--compare", str(out), "--tolerance", "0.95"])
+                                    "--compare", str(out), "--tolerance", "0.95", "--repeat", "3"])
     assert res2.exit_code == 0, res2.output
+    assert json.loads((tmp_path / "b2.json").read_text())["repeat"] == 3
 
 
 def _result(ratio, eff):
