@@ -74,25 +74,16 @@ def _start_cli(tmp_path: Path, frames: int = 50_000_000) -> subprocess.Popen:
 
 
 def _workers(proc: subprocess.Popen, n: int = 2, timeout: float = 60) -> list[psutil.Process]:
+    """The run's worker processes, once they exist and episodes are being logged."""
+    episodes = Path(proc.args[-1]) / "episodes.csv"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        kids = [c for c in psutil.Process(proc.pid).children(recursive=True) if "multiprocessing" in " ".join(c.cmdline())]
-        spawned = [c for c in kids if "spawn_main" in " ".join(c.cmdline())]
-        status = tmp_status(proc)
-        if len(spawned) >= n and status and status.get("frames_done", 0) >= 0 and _episodes_started(proc):
-            return spawned
+        workers = [c for c in psutil.Process(proc.pid).children(recursive=True)
+                   if "spawn_main" in " ".join(c.cmdline())]
+        if len(workers) >= n and episodes.exists() and len(episodes.read_text().splitlines()) > 3:
+            return workers
         time.sleep(0.2)
     raise AssertionError("workers did not start")
-
-
-def tmp_status(proc):
-    path = Path(proc.args[-1]) / "status.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def _episodes_started(proc) -> bool:
-    path = Path(proc.args[-1]) / "episodes.csv"
-    return path.exists() and len(path.read_text().splitlines()) > 3
 
 
 def _gone(procs, timeout=10.0) -> bool:

@@ -9,7 +9,6 @@ without locks (Hogwild!).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -101,7 +100,3 @@ class FlatOptimizer:
         self.stat.mul_(a).addcmul_(grad, grad, value=1.0 - a)
         torch.add(self.stat, self.eps, out=self._tmp).rsqrt_()  # 1/sqrt(g + ε): multiply, not divide
         params.addcmul_(grad, self._tmp, value=-lr)
-
-
-def is_finite(x: float) -> bool:
-    return math.isfinite(x)
