@@ -7,8 +7,10 @@ Measured in one invocation, on the same machine and moment, per algorithm:
 (c) ``learn_ms``: one segment's loss, backward pass, clipping and shared-optimizer step;
     ``bound_fps`` = frames_per_step / (time per step of (b) + (c) / t_max): what one worker could do
     if the harness added nothing;
-(d) full training for each thread count (the median of ``repeat`` runs): ``train_fps`` (total), ``train_fps_per_worker``,
-    ``efficiency`` = train_fps(n) / (n × train_fps(1)), ``train_over_bound`` =
+(d) full training for each thread count (the median of ``repeat`` runs, taken round-robin over
+    the thread counts): ``train_fps`` (total), ``train_fps_per_worker``,
+    ``efficiency`` = train_fps(n) / (n × train_fps(1)) (with repeats, the median of each round's
+    own ratio), ``train_over_bound`` =
     train_fps_per_worker / bound_fps; peak resident memory per worker and for the whole run.
 
 Ratios (``train_over_bound``, ``efficiency``) hold on a noisy machine where absolute frames/s do
@@ -43,6 +45,7 @@ class BenchRow:
     algorithm: str
     env: str
     threads: int
+    sharing: str  # "hogwild" (the method), or "unshared" (the --unshared-control rows)
     env_fps: float
     act_fps: float
     learn_ms: float
@@ -54,6 +57,11 @@ class BenchRow:
     peak_worker_rss_mb: float
     peak_total_rss_mb: float
     oversubscribed: bool
+    # where a worker's time went in (d), ms per segment (mean over workers; status.json "phases")
+    train_sync_ms: float = 0.0
+    train_act_ms: float = 0.0
+    train_learn_ms: float = 0.0
+    train_update_ms: float = 0.0
 
 
 def _timed_loop(seconds: float, body) -> tuple[int, float]:
@@ -126,48 +134,74 @@ def measure_components(cfg: RunConfig, seconds: float) -> dict[str, float]:
     return {"env_fps": env_fps, "act_fps": fps_step / act_step_s, "learn_ms": learn_s * 1e3, "bound_fps": bound}
 
 
-def measure_training(cfg: RunConfig, seconds: float) -> dict:
-    """(d): a real run of ``cfg`` stopped after ``seconds`` of training."""
+class BenchError(RuntimeError):
+    """A training run inside the benchmark did not finish (its state and error are in the message)."""
+
+
+def measure_training(cfg: RunConfig, seconds: float, hogwild: bool = True) -> dict:
+    """(d): a real run of ``cfg`` stopped after ``seconds`` of training.
+
+    Ctrl-C (which the run catches to stop its workers) stops the whole benchmark; a run that failed
+    or diverged raises :class:`BenchError` rather than reporting a throughput."""
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp:
-        train(cfg, Path(tmp), resume=False)
+        result = train(cfg, Path(tmp), resume=False, hogwild=hogwild)
+        if result.state == "interrupted":
+            raise KeyboardInterrupt
+        if result.state != "done":
+            raise BenchError(f"{cfg.algorithm} on {cfg.env} with {cfg.threads} threads: run {result.state}: {result.error}")
         status = store.read_json(Path(tmp) / "status.json") or {}
     fps = status.get("steady_frames_per_second") or status.get("frames_per_second") or 0.0
-    return {"train_fps": float(fps), "memory": status.get("memory", {}),
-            "oversubscribed": bool(status.get("host", {}).get("oversubscribed", False)), "state": status.get("state")}
+    return {"train_fps": float(fps), "memory": status.get("memory", {}), "phases": status.get("phases") or {},
+            "oversubscribed": bool(status.get("host", {}).get("oversubscribed", False))}
 
 
 def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: float,
-              log=print, repeat: int = 1) -> dict:
+              log=print, repeat: int = 1, unshared_control: bool = False) -> dict:
+    """``unshared_control`` adds, for every thread count above 1, rows of the same training with
+    unshared θ and optimizer statistics (``sharing`` = "unshared"): the efficiency the machine
+    allows without the cost of sharing them, to set beside the method's own."""
     rows: list[BenchRow] = []
     for algo in algorithms:
         base = make_run_config(algorithm=algo, env=env, threads=1, frames=10**12)
         comp = measure_components(base, seconds)
         log(f"{algo}: env {comp['env_fps']:,.0f} frames/s, acting {comp['act_fps']:,.0f} frames/s, "
             f"learning {comp['learn_ms']:.2f} ms/segment, bound {comp['bound_fps']:,.0f} frames/s per worker")
-        one = None
-        for n in threads:
-            cfg = make_run_config(algorithm=algo, env=env, threads=n, frames=10**12,
-                                  engine={"max_seconds": seconds, "checkpoint_seconds": 0},
-                                  eval={"episodes": 0})
-            samples = [measure_training(cfg, seconds) for _ in range(repeat)]
-            d = sorted(samples, key=lambda x: x["train_fps"])[len(samples) // 2]  # the median run
-            d["memory"] = {k: max(x["memory"].get(k, 0.0) for x in samples) for k in ("peak_worker_rss_mb", "peak_total_rss_mb")}
-            if n == threads[0]:
-                one = d["train_fps"] / n
+        plan = [(n, True) for n in threads] + [(n, False) for n in threads if unshared_control and n > 1]
+        samples: dict[tuple[int, bool], list[dict]] = {key: [] for key in plan}
+        for _ in range(repeat):  # round-robin, so drift on a shared machine hits every row alike
+            for n, hogwild in plan:
+                cfg = make_run_config(algorithm=algo, env=env, threads=n, frames=10**12,
+                                      engine={"max_seconds": seconds, "checkpoint_seconds": 0},
+                                      eval={"episodes": 0})
+                samples[n, hogwild].append(measure_training(cfg, seconds, hogwild))
+                if repeat > 1:
+                    log(f"{algo} threads={n}{'' if hogwild else ' (unshared control)'} run "
+                        f"{len(samples[n, hogwild])}/{repeat}: {samples[n, hogwild][-1]['train_fps']:,.0f} frames/s")
+        first = samples[plan[0]]
+        for n, hogwild in plan:
+            runs = samples[n, hogwild]
+            d = sorted(runs, key=lambda x: x["train_fps"])[len(runs) // 2]  # the median run
+            d["memory"] = {k: max(x["memory"].get(k, 0.0) for x in runs) for k in ("peak_worker_rss_mb", "peak_total_rss_mb")}
             per_worker = d["train_fps"] / n
+            # efficiency: the median over rounds of the ratio to the first thread count's run of the same round
+            ratios = sorted(r["train_fps"] / n / (f["train_fps"] / plan[0][0]) for r, f in zip(runs, first) if f["train_fps"] > 0)
+            ph = d["phases"]
             rows.append(BenchRow(
-                algorithm=algo, env=env, threads=n,
+                algorithm=algo, env=env, threads=n, sharing="hogwild" if hogwild else "unshared",
                 env_fps=round(comp["env_fps"], 1), act_fps=round(comp["act_fps"], 1),
                 learn_ms=round(comp["learn_ms"], 3), bound_fps=round(comp["bound_fps"], 1),
                 train_fps=round(d["train_fps"], 1), train_fps_per_worker=round(per_worker, 1),
-                efficiency=round(per_worker / one, 3) if one else 0.0,
+                efficiency=round(ratios[len(ratios) // 2], 3) if ratios else 0.0,
                 train_over_bound=round(per_worker / comp["bound_fps"], 3),
                 peak_worker_rss_mb=d["memory"].get("peak_worker_rss_mb", 0.0),
                 peak_total_rss_mb=d["memory"].get("peak_total_rss_mb", 0.0),
                 oversubscribed=d["oversubscribed"],
+                **{f"train_{k}": round(float(ph.get(k, 0.0)), 3) for k in ("sync_ms", "act_ms", "learn_ms", "update_ms")},
             ))
-            log(f"{algo} threads={n}: {d['train_fps']:,.0f} frames/s ({per_worker:,.0f} per worker), "
-                f"efficiency {rows[-1].efficiency:.2f}, training/bound {rows[-1].train_over_bound:.2f}"
+            log(f"{algo} threads={n}{'' if hogwild else ' (unshared control)'}: {d['train_fps']:,.0f} frames/s "
+                f"({per_worker:,.0f} per worker), efficiency {rows[-1].efficiency:.2f}, training/bound "
+                f"{rows[-1].train_over_bound:.2f}; ms per segment: sync {rows[-1].train_sync_ms:.2f}, act "
+                f"{rows[-1].train_act_ms:.2f}, learn {rows[-1].train_learn_ms:.2f}, update {rows[-1].train_update_ms:.2f}"
                 + ("  [OVERSUBSCRIBED]" if d["oversubscribed"] else ""))
     return {
         "schema_version": SCHEMA_VERSION,
@@ -183,17 +217,21 @@ def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: floa
 
 def compare(current: dict, baseline: dict, tolerance: float) -> list[str]:
     """Regressions of the gated ratios beyond ``tolerance`` (relative), one message each."""
-    base = {(r["algorithm"], r["env"], r["threads"]): r for r in baseline.get("rows", [])}
+    def key(r: dict) -> tuple:
+        return r["algorithm"], r["env"], r["threads"], r.get("sharing", "hogwild")
+
+    base = {key(r): r for r in baseline.get("rows", [])}
     problems = []
     for r in current.get("rows", []):
-        b = base.get((r["algorithm"], r["env"], r["threads"]))
+        b = base.get(key(r))
         if b is None:
             continue
-        for key in GATED:
-            if b[key] > 0 and r[key] < b[key] * (1 - tolerance):
+        for name in GATED:
+            if b[name] > 0 and r[name] < b[name] * (1 - tolerance):
                 problems.append(
-                    f"{r['algorithm']} {r['env']} threads={r['threads']}: {key} {r[key]:.3f} < "
-                    f"baseline {b[key]:.3f} − {tolerance:.0%}"
+                    f"{r['algorithm']} {r['env']} threads={r['threads']}"
+                    f"{'' if r.get('sharing', 'hogwild') == 'hogwild' else ' (' + r['sharing'] + ')'}: "
+                    f"{name} {r[name]:.3f} < baseline {b[name]:.3f} − {tolerance:.0%}"
                 )
     return problems
 
@@ -211,13 +249,20 @@ def write_outputs(result: dict, out: Path) -> tuple[Path, Path]:
 
 
 def format_table(result: dict) -> str:
-    cols = ["algorithm", "threads", "env_fps", "act_fps", "learn_ms", "bound_fps", "train_fps",
-            "train_fps_per_worker", "efficiency", "train_over_bound", "peak_worker_rss_mb"]
+    cols = ["algorithm", "threads", "sharing", "env_fps", "act_fps", "learn_ms", "bound_fps", "train_fps",
+            "train_fps_per_worker", "efficiency", "train_over_bound", "train_update_ms", "peak_worker_rss_mb"]
     lines = [" | ".join(cols), " | ".join("---" for _ in cols)]
     for r in result["rows"]:
-        lines.append(" | ".join(f"{r[c]:,.3g}" if isinstance(r[c], float) and c in ("efficiency", "train_over_bound")
-                                else f"{r[c]:,.1f}" if isinstance(r[c], float) else str(r[c]) for c in cols))
+        lines.append(" | ".join(_cell(c, r.get(c, "")) for c in cols))
     return "\n".join(lines)
+
+
+def _cell(column: str, value) -> str:
+    if not isinstance(value, float):
+        return str(value)
+    if column in ("efficiency", "train_over_bound"):
+        return f"{value:.3g}"
+    return f"{value:,.2f}" if column.endswith("_ms") else f"{value:,.1f}"
 
 
 def load_baseline(path: Path) -> dict:

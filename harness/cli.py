@@ -203,7 +203,10 @@ def _csv_list(kind):
 @click.option("--tolerance", type=float, default=0.2, show_default=True)
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
               help="training runs per thread count; the median is reported (noisy machines)")
-def bench(algorithms, env, threads, seconds, out, baseline, tolerance, repeat) -> None:
+@click.option("--unshared-control", is_flag=True,
+              help="also train each thread count > 1 with unshared θ and optimizer statistics: the machine's "
+                   "efficiency without the cost of Hogwild sharing (a control, not a method)")
+def bench(algorithms, env, threads, seconds, out, baseline, tolerance, repeat, unshared_control) -> None:
     """Measure env, acting, learning and training throughput per worker count (see docs/BENCHMARKS.md)."""
     from harness import bench as b
     from harness.plugins import AlgorithmError, load_algorithm
@@ -222,7 +225,12 @@ def bench(algorithms, env, threads, seconds, out, baseline, tolerance, repeat) -
     if max(threads) > usable_cores():
         click.echo(f"warning: {max(threads)} threads on {usable_cores()} usable cores: oversubscribed runs "
                    "measure the scheduler, not the method (flagged in the output)", err=True)
-    result = b.run_bench(algorithms, env, threads, seconds, log=lambda m: click.echo(m, err=True), repeat=repeat)
+    try:
+        result = b.run_bench(algorithms, env, threads, seconds, log=lambda m: click.echo(m, err=True), repeat=repeat,
+                             unshared_control=unshared_control)
+    except b.BenchError as exc:
+        click.echo(f"harness: error: {exc}", err=True)
+        raise SystemExit(1) from None
     json_path, csv_path = b.write_outputs(result, out)
     click.echo(b.format_table(result))
     click.echo(f"wrote {json_path} and {csv_path}")

@@ -29,6 +29,8 @@ def test_bench_cli_writes_json_and_csv(tmp_path):
         assert r["bound_fps"] < r["act_fps"]  # learning costs something
         assert r["train_fps"] > 0 and r["efficiency"] == 1.0  # 1 thread is its own reference
         assert r["train_over_bound"] > 0 and r["peak_worker_rss_mb"] > 0
+        assert r["sharing"] == "hogwild"
+        assert min(r["train_act_ms"], r["train_learn_ms"], r["train_update_ms"]) > 0  # from status.json "phases"
     csv = pd.read_csv(out.with_suffix(".csv"))
     assert set(csv.columns) == ROW_KEYS and len(csv) == 2
     # the same file is a valid baseline: comparing a result with itself passes
@@ -39,8 +41,22 @@ def test_bench_cli_writes_json_and_csv(tmp_path):
     assert json.loads((tmp_path / "b2.json").read_text())["repeat"] == 3
 
 
-def _result(ratio, eff):
-    return {"rows": [{"algorithm": "a3c", "env": "Pong", "threads": 2, "train_over_bound": ratio, "efficiency": eff}]}
+def test_unshared_control_adds_rows_beside_the_method(tmp_path):
+    out = tmp_path / "bench.json"
+    res = CliRunner().invoke(cli, ["bench", "--algo", "a3c", "--env", "CartPole-v1", "--threads", "1,2",
+                                   "--seconds", "0.5", "--unshared-control", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["threads"], r["sharing"]) for r in rows] == [(1, "hogwild"), (2, "hogwild"), (2, "unshared")]
+    assert all(r["efficiency"] > 0 and r["train_update_ms"] > 0 for r in rows)
+    assert "unshared" in res.output
+
+
+def _result(ratio, eff, sharing=None):
+    row = {"algorithm": "a3c", "env": "Pong", "threads": 2, "train_over_bound": ratio, "efficiency": eff}
+    if sharing is not None:
+        row["sharing"] = sharing
+    return {"rows": [row]}
 
 
 def test_regression_gate_catches_a_planted_regression():
@@ -50,6 +66,11 @@ def test_regression_gate_catches_a_planted_regression():
     assert len(problems) == 1 and "train_over_bound" in problems[0]
     problems = compare(_result(0.9, 0.6), base, 0.2)
     assert len(problems) == 1 and "efficiency" in problems[0]
+    # rows without "sharing" (older files) are the method's; control rows only meet control rows
+    assert compare(_result(0.9, 0.6, "hogwild"), base, 0.2) == problems
+    assert compare(_result(0.5, 0.5, "unshared"), base, 0.2) == []
+    problems = compare(_result(0.5, 0.95, "unshared"), _result(0.9, 0.95, "unshared"), 0.2)
+    assert len(problems) == 1 and "(unshared)" in problems[0]
 
 
 def test_regression_gate_exit_code(tmp_path):
@@ -60,6 +81,22 @@ def test_regression_gate_exit_code(tmp_path):
                                    "--seconds", "0.3", "--out", str(tmp_path / "cur.json"), "--compare", str(base)])
     assert res.exit_code == 1
     assert "regression" in res.output and "train_over_bound" in res.output
+
+
+def test_a_training_run_that_does_not_finish_stops_the_bench(monkeypatch, tmp_path):
+    """Ctrl-C inside a measurement (the run catches it to stop its workers) must stop the bench,
+    and a failed run must not be reported as a throughput."""
+    import pytest
+
+    from harness import bench
+    from harness.config import make_run_config
+    from harness.engine.run import RunResult
+
+    cfg = make_run_config(algorithm="a3c", env="CartPole-v1")
+    for state, raised in (("interrupted", KeyboardInterrupt), ("failed", bench.BenchError)):
+        monkeypatch.setattr(bench, "train", lambda *a, state=state, **k: RunResult(state, "boom", 0, 1.0, tmp_path))
+        with pytest.raises(raised):
+            bench.measure_training(cfg, 1.0)
 
 
 def test_bench_bad_input_is_one_line_exit_2():

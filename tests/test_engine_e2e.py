@@ -39,6 +39,17 @@ def test_atari_two_workers_write_the_run_files(tmp_path, algo):
     assert status["state"] == "done" and status["frames_done"] >= 40_000
     assert status["frames_per_second"] > 0 and status["host"]["logical_cores"] >= 1
     assert {"python", "torch", "gymnasium", "ale_py", "harness"} <= set(status["versions"])
+    assert status["hogwild"] is True
+    phases = status["phases"]  # where the workers' time went, after each one's first 1,000 steps
+    assert [w["worker"] for w in phases["workers"]] == [0, 1]
+    for w in phases["workers"]:
+        assert {"sync_ms", "act_ms", "learn_ms", "update_ms", "report_ms", "segments", "steps"} <= set(w)
+        assert w["segments"] > 0 and w["segments"] <= w["steps"] <= 5 * w["segments"]  # t_max = 5
+        assert min(w["act_ms"], w["learn_ms"], w["update_ms"]) > 0
+        busy = sum(w[k] for k in ("sync_ms", "act_ms", "learn_ms", "update_ms", "report_ms")) * w["segments"] / 1e3
+        assert busy < status["wall_seconds"]  # timed phases fit inside the run
+    assert phases["segments"] == sum(w["segments"] for w in phases["workers"])
+    assert min(w["act_ms"] for w in phases["workers"]) <= phases["act_ms"] <= max(w["act_ms"] for w in phases["workers"])
     episodes = pd.read_csv(tmp_path / "episodes.csv")
     assert tuple(episodes.columns) == EPISODE_COLUMNS
     assert len(episodes) >= 2 and set(episodes["worker"]) <= {0, 1}
@@ -47,6 +58,34 @@ def test_atari_two_workers_write_the_run_files(tmp_path, algo):
     evals = pd.read_csv(tmp_path / "evals.csv")
     assert tuple(evals.columns) == EVAL_COLUMNS and len(evals) == 1
     assert evals["frames"].iloc[0] == status["frames_done"]
+
+
+def test_unshared_control_trains_no_shared_model(tmp_path):
+    """``hogwild=False`` (bench's --unshared-control): workers update private copies, so the shared θ
+    the run saves is still the initial one; the same run with sharing moves it."""
+    import torch
+
+    from harness.plugins import load_algorithm
+
+    def final_params(hogwild: bool, out):
+        cfg = make_run_config(algorithm="a3c", env="CartPole-v1", threads=2, seed=5, frames=4_000,
+                              eval={"episodes": 0})
+        result = train(cfg, out, hogwild=hogwild)
+        assert result.state == "done", result.error
+        assert json.loads((out / "status.json").read_text())["hogwild"] is hogwild
+        return torch.load(out / "checkpoint.pt", weights_only=False)["params"], cfg
+
+    unshared, cfg = final_params(False, tmp_path / "unshared")
+    shared, _ = final_params(True, tmp_path / "shared")
+    algo_cls = load_algorithm("a3c")
+    torch.manual_seed(cfg.seed)  # the supervisor builds the initial θ right after seeding
+    import gymnasium as gym
+
+    env = gym.make("CartPole-v1")
+    net = algo_cls(algo_cls.Hyperparameters(**cfg.hyperparameters)).build_network(env.observation_space, 2)
+    initial = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+    assert torch.equal(unshared, initial)
+    assert not torch.allclose(shared, initial)
 
 
 def test_worker_exception_fails_the_run_with_its_error(tmp_path):

@@ -113,8 +113,14 @@ def train(
     resume: bool = True,
     on_progress: Callable[[Progress], None] | None = None,
     progress_every: float = 1.0,
+    hogwild: bool = True,
 ) -> RunResult:
-    """Train one run into ``out_dir``; resume from its checkpoint when one exists."""
+    """Train one run into ``out_dir``; resume from its checkpoint when one exists.
+
+    ``hogwild=False`` is a benchmark control, not a way to train (``harness bench
+    --unshared-control``): every worker does the same work on a private copy of θ and of the
+    optimizer statistics, so the difference in throughput is what sharing them costs the machine.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     store.write_json_atomic(out_dir / "config.json", cfg.to_dict())
@@ -159,6 +165,7 @@ def train(
         "host": store.host_info(cfg.threads),
         "versions": store.versions(),
         "pid": os.getpid(),
+        "hogwild": hogwild,
     }
     store.write_json_atomic(out_dir / "status.json", status)
 
@@ -167,7 +174,7 @@ def train(
     stop = ctx.Event()
     msgs = ctx.Queue()
     t_start = time.time()
-    shared = SharedState(params, target, opt_state.stats, cfg.optimizer, counter, stop, msgs, t_start - elapsed0)
+    shared = SharedState(params, target, opt_state.stats, cfg.optimizer, counter, stop, msgs, t_start - elapsed0, hogwild)
 
     state, error = "running", None
     recent = collections.deque(maxlen=max(cfg.engine.stop_window, 1))
@@ -179,6 +186,7 @@ def train(
     steady: tuple[int, float] | None = None
     first_update: float | None = None  # wall time of the first update (workers started)
     memory = {"peak_worker_rss_mb": 0.0, "peak_total_rss_mb": 0.0}
+    phases: dict[int, dict] = {}  # rank -> where that worker's time went (worker.PhaseTimes)
 
     def save_checkpoint(frames: int, wall: float) -> None:
         tmp = ckpt_path.with_suffix(".tmp")
@@ -208,6 +216,8 @@ def train(
                 status["traceback"] = payload[1]
             elif kind == "diverged" and state in ("running", "done"):
                 state, error = "diverged", payload[1]
+            elif kind == "phases":
+                phases[payload[0]] = payload[1]
         if rows:
             episodes_log.append(rows)
             n_episodes += len(rows)
@@ -273,7 +283,7 @@ def train(
         status.update(frames_done=T, wall_seconds=round(wall, 3),
                       frames_per_second=round((T - frames0) / (wall - elapsed0), 1) if wall > elapsed0 else None,
                       steady_frames_per_second=round((T - steady[0]) / (wall - steady[1]), 1) if steady and wall > steady[1] else None,
-                      memory=memory)
+                      memory=memory, phases=_mean_phases(phases))
         if state in ("done", "interrupted") and T > frames0:
             save_checkpoint(T, wall)
         if state == "done":
@@ -287,6 +297,19 @@ def train(
     status.update(state=state, error=error, ended_at=store.utc_now())
     store.write_json_atomic(out_dir / "status.json", status)
     return RunResult(state, error, T, wall, out_dir)
+
+
+def _mean_phases(phases: dict[int, dict]) -> dict | None:
+    """Milliseconds per segment of each phase over all workers (weighted by their segments), and
+    each worker's own figures under ``workers``; None if no worker reported."""
+    if not phases:
+        return None
+    total = sum(p["segments"] for p in phases.values())
+    keys = [k for k in next(iter(phases.values())) if k.endswith("_ms")]
+    mean = {k: round(sum(p[k] * p["segments"] for p in phases.values()) / max(total, 1), 4) for k in keys}
+    mean.update(segments=total, steps=sum(p["steps"] for p in phases.values()),
+                workers=[{"worker": r, **phases[r]} for r in sorted(phases)])
+    return mean
 
 
 def _sample_memory(procs, memory: dict) -> None:

@@ -35,6 +35,40 @@ class SharedState:
     stop: Any  # multiprocessing.Event
     queue: Any  # multiprocessing.Queue: messages to the supervisor
     t0: float  # time.time() at which the run's wall clock reads 0 (earlier on resume)
+    #: False only in the benchmark control (``train(..., hogwild=False)``): each worker then updates
+    #: a private copy of θ and of the optimizer statistics, and no shared model is trained
+    hogwild: bool = True
+
+
+#: agent steps each worker takes before its loop is timed (start-up, caches, allocator)
+WARMUP_STEPS = 1000
+
+
+class PhaseTimes:
+    """Where one worker's time goes, summed over its timed segments (see ``to_dict``)."""
+
+    NAMES = ("sync", "act", "learn", "update", "report")
+
+    def __init__(self):
+        self.seconds = [0.0] * len(self.NAMES)
+        self.segments = 0
+        self.steps = 0
+
+    def add(self, times: tuple[float, ...], steps: int) -> None:
+        for i, t in enumerate(times):
+            self.seconds[i] += t
+        self.segments += 1
+        self.steps += steps
+
+    def to_dict(self) -> dict:
+        """Milliseconds per segment of each phase, and the counts they are averaged over:
+        ``sync`` θ' ← θ; ``act`` the environment, forward passes and action choice of the segment;
+        ``learn`` loss, backward pass and clipping; ``update`` T, the shared optimizer step and θ⁻;
+        ``report`` sending finished episodes to the supervisor."""
+        k = max(self.segments, 1)
+        out = {f"{name}_ms": round(s / k * 1e3, 4) for name, s in zip(self.NAMES, self.seconds)}
+        out.update(segments=self.segments, steps=self.steps)
+        return out
 
 
 def worker_seeds(run_seed: int, worker: int) -> tuple[int, int]:
@@ -94,8 +128,11 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
         target_net = algo.build_network(env.observation_space, env.n_actions)
         flatten_into(target_net, shared.target)  # reads the shared θ⁻ in place
         target_net.requires_grad_(False)
+    params, opt_stats = shared.params, shared.opt_stats
+    if not shared.hogwild:  # benchmark control: the same work on unshared memory
+        params, opt_stats = params.clone(), opt_stats.clone()
     opt = FlatOptimizer(
-        OptimizerState(shared.optimizer, shared.opt_stats), rank,
+        OptimizerState(shared.optimizer, opt_stats), rank,
         cfg.engine.rmsprop_alpha, cfg.engine.rmsprop_eps, cfg.engine.momentum,
     )
     algo.init_worker(rank, rng)
@@ -105,14 +142,20 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
     budget, lr0, clip_norm = cfg.frames, cfg.lr, cfg.engine.grad_clip
     target_every = int(cfg.hyperparameters.get("target_update_frames", 40_000))
     clip_rewards = cfg.env_settings.clip_rewards
-    counter, stop, queue, params = shared.counter, shared.stop, shared.queue, shared.params
+    counter, stop, queue = shared.counter, shared.stop, shared.queue
 
     collector = SegmentCollector(env, algo, t_max, clip_rewards, seed=env_seed)
     T = counter.value
+    clock = time.perf_counter
+    phases = PhaseTimes()
+    warmup_segments = max(1, WARMUP_STEPS // t_max)  # time the loop only once start-up is over
 
     while not stop.is_set() and T < budget:
+        t0 = clock()
         local.copy_(params)  # θ' ← θ
+        t1 = clock()
         seg, finished = collector.collect(net, T, rng)
+        t2 = clock()
         loss, _ = algo.loss(net, target_net, seg)
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
@@ -126,6 +169,7 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
             queue.put(("diverged", rank, f"worker {rank}: non-finite gradient norm at frame {T}"))
             stop.set()
             return
+        t3 = clock()
 
         n = len(seg) * frames_per_step
         with counter.get_lock():
@@ -134,10 +178,16 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
         opt.step(params, grad, linear_lr(lr0, T, budget))
         if target_net is not None and T // target_every > (T - n) // target_every:
             shared.target.copy_(params)  # θ⁻ ← θ every target_update_frames frames
+        t4 = clock()
         if finished:
             now = time.time() - shared.t0
             for ret, length in finished:
                 queue.put(("episode", {"frames": T, "wall_seconds": round(now, 3), "worker": rank, "return": ret, "length": length}))
+        if warmup_segments:
+            warmup_segments -= 1
+        else:
+            phases.add((t1 - t0, t2 - t1, t3 - t2, t4 - t3, clock() - t4), len(seg))
+    queue.put(("phases", rank, phases.to_dict()))
     env.close()
 
 
