@@ -422,6 +422,21 @@ def test_robustness_and_throughput_figure_content(smoke_report):
     plt.close(fig)
 
 
+def test_throughput_table_says_where_the_time_went(tmp_path):
+    from harness.report.throughput import throughput_table
+
+    for seed, update in ((0, 0.4), (1, 0.6)):
+        write_run(tmp_path, threads=1, seed=seed, fps=1000.0,
+                  phases={"sync_ms": 0.1, "act_ms": 2.5, "learn_ms": 2.0, "update_ms": update})
+    write_run(tmp_path, threads=2, seed=0, fps=1700.0,
+              phases={"sync_ms": 0.1, "act_ms": 2.6, "learn_ms": 2.1, "update_ms": 1.1})
+    write_run(tmp_path, threads=2, seed=1, fps=1700.0)  # written before phases were recorded
+    tp = throughput_table(run_table(load_runs([tmp_path]).runs)[0], 0, None).set_index("threads")
+    assert tp.loc[1, "update_ms"] == pytest.approx(0.5) and tp.loc[1, "act_ms"] == pytest.approx(2.5)
+    assert tp.loc[2, "update_ms"] == pytest.approx(1.1)  # the run without phases is left out, not a zero
+    assert tp.loc[2, "parallel_efficiency"] == pytest.approx(0.85)
+
+
 def test_a_diverged_run_without_score_counts_against_its_learning_rate(tmp_path):
     for lr, q in ((1e-4, 3.0), (1e-3, 7.0), (1e-2, 9.0)):
         write_run(tmp_path, lr=lr, seed=0, frames=100_000, returns=lambda f, t, q=q: q + 0 * f)

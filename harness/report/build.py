@@ -344,7 +344,9 @@ SECTIONS = [  # anchor, title, figures, tables, what the section shows
      "short scaling runs are not expected to match them)."),
     ("throughput", "Throughput", ["throughput"], ["throughput"],
      "Training frames per second against threads, with the ideal line n times the 1-thread rate. Runs with more "
-     "threads than the host's physical cores are flagged (oversubscribed)."),
+     "threads than the host's physical cores are flagged (oversubscribed). The sync/act/learn/update columns say "
+     "where the workers' time went, in ms per segment (mean over runs that recorded it): an update that grows with "
+     "threads while acting and learning stay flat is the memory traffic of sharing θ and the optimizer statistics."),
 ]
 
 

@@ -209,6 +209,10 @@ def _number(value, default=float("nan")) -> float:
     return out
 
 
+#: status.json "phases": where the workers' time went, ms per segment (NaN for runs without it)
+PHASE_COLUMNS = ("sync_ms", "act_ms", "learn_ms", "update_ms")
+
+
 def frames_per_second(run: Run) -> float:
     """``status.json`` ``frames_per_second``, else frames done / wall seconds, else from the episodes."""
     fps = _number(run.status.get("frames_per_second"))
@@ -230,6 +234,7 @@ def run_table(runs: list[Run], baseline: str = "no-op", window_frac: float = FIN
     rows = []
     for i, r in enumerate(runs):
         host = r.status.get("host") if isinstance(r.status.get("host"), dict) else {}
+        phases = r.status.get("phases") if isinstance(r.status.get("phases"), dict) else {}
         rows.append({
             "run": i,
             "path": str(r.path),
@@ -250,6 +255,7 @@ def run_table(runs: list[Run], baseline: str = "no-op", window_frac: float = FIN
             "n_evals": int(r.ev_frames.size),
             "wall_seconds": _number(r.status.get("wall_seconds")),
             "frames_per_second": frames_per_second(r),
+            **{k: _number(phases.get(k)) for k in PHASE_COLUMNS},
             "oversubscribed": bool(host.get("oversubscribed", False)),
             "hostname": host.get("hostname"),
             "physical_cores": host.get("physical_cores"),

@@ -5,6 +5,8 @@ Frames/s of a run is ``status.json`` ``frames_per_second`` (training time only),
 not fail counts (running runs too: their rate so far is a valid measurement).  Points are the mean over
 runs (all games) with a 95% bootstrap CI; the ideal line is n x the 1-thread mean.  Runs with more
 threads than physical cores (``host.oversubscribed``) are drawn hollow and flagged in the table.
+The table also gives where the workers' time went (``status.json`` ``phases``, ms per segment, mean
+over the runs that recorded it): the shared update growing with threads is the price of Hogwild.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import numpy as np
 import pandas as pd
 
 from harness.report.cache import BootstrapCache
+from harness.report.scores import PHASE_COLUMNS
 from harness.report.style import (ThreadColours, algorithm_label, algorithm_order, finish, log2_threads_axis,
                                   panel_grid, plain_log_axis)
 from harness.stats import percentile_interval
 
 THROUGHPUT_COLUMNS = ["algorithm", "threads", "frames_per_second", "ci_low", "ci_high", "throughput_speedup",
-                      "ideal_speedup", "parallel_efficiency", "n_runs", "oversubscribed", "physical_cores"]
+                      "ideal_speedup", "parallel_efficiency", "n_runs", "oversubscribed", "physical_cores",
+                      *PHASE_COLUMNS]
 
 
 def throughput_table(table: pd.DataFrame, reps: int, cache: BootstrapCache | None) -> pd.DataFrame:
@@ -43,7 +47,8 @@ def throughput_table(table: pd.DataFrame, reps: int, cache: BootstrapCache | Non
         rows.append({"algorithm": alg, "threads": int(threads), "frames_per_second": float(fps.mean()),
                      "ci_low": lo, "ci_high": hi, "n_runs": int(fps.size),
                      "oversubscribed": bool(g["oversubscribed"].any()),
-                     "physical_cores": int(cores.min()) if cores.notna().any() else np.nan})
+                     "physical_cores": int(cores.min()) if cores.notna().any() else np.nan,
+                     **{k: _mean_or_nan(g[k]) if k in g else np.nan for k in PHASE_COLUMNS}})
     out = pd.DataFrame(rows, columns=THROUGHPUT_COLUMNS)
     order = algorithm_order(out["algorithm"])
     out = out.sort_values(["algorithm", "threads"], key=lambda s: s.map(order.index) if s.name == "algorithm" else s,
@@ -55,6 +60,11 @@ def throughput_table(table: pd.DataFrame, reps: int, cache: BootstrapCache | Non
     out["ideal_speedup"] = out["threads"].astype(float)
     out["parallel_efficiency"] = out["throughput_speedup"] / out["threads"]
     return out
+
+
+def _mean_or_nan(values: pd.Series) -> float:
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    return float(v.mean()) if len(v) else np.nan
 
 
 def plot_throughput(tp: pd.DataFrame, colours: ThreadColours):
