@@ -45,7 +45,7 @@ def write_run(
     files: Iterable[str] = ("config.json", "status.json", "episodes.csv", "evals.csv"),
     suite: str | None = "synthetic",
     error: str | None = None,
-    phases: dict | None = None,
+    status_extra: dict | None = None,
 ) -> Path:
     """Write one run folder and return its path.
 
@@ -82,7 +82,7 @@ def write_run(
                      "physical_cores": physical_cores, "cpu_model": "Synthetic CPU", "oversubscribed": oversubscribed},
             "versions": {"python": "3.11.7", "torch": "2.13.0", "gymnasium": "1.0.0", "ale_py": "0.10.1",
                          "harness": "0.1.0"},
-            **({"phases": phases} if phases is not None else {})})
+            **(status_extra or {})})
     if "episodes.csv" in files:
         worker = np.arange(n_episodes) % max(threads, 1)
         lines = ["frames,wall_seconds,worker,return,length"]

@@ -425,15 +425,19 @@ def test_robustness_and_throughput_figure_content(smoke_report):
 def test_throughput_table_says_where_the_time_went(tmp_path):
     from harness.report.throughput import throughput_table
 
+    def phases(update, act=2.5):
+        return {"phases": {"sync_ms": 0.1, "act_ms": act, "learn_ms": 2.0, "update_ms": update}}
+
     for seed, update in ((0, 0.4), (1, 0.6)):
-        write_run(tmp_path, threads=1, seed=seed, fps=1000.0,
-                  phases={"sync_ms": 0.1, "act_ms": 2.5, "learn_ms": 2.0, "update_ms": update})
-    write_run(tmp_path, threads=2, seed=0, fps=1700.0,
-              phases={"sync_ms": 0.1, "act_ms": 2.6, "learn_ms": 2.1, "update_ms": 1.1})
+        write_run(tmp_path, threads=1, seed=seed, fps=1000.0, status_extra=phases(update))
+    # steady throughput (after start-up) is preferred to the whole-run rate when a run records it
+    write_run(tmp_path, threads=2, seed=0, fps=1500.0,
+              status_extra={**phases(1.1, act=2.6), "steady_frames_per_second": 1700.0})
     write_run(tmp_path, threads=2, seed=1, fps=1700.0)  # written before phases were recorded
     tp = throughput_table(run_table(load_runs([tmp_path]).runs)[0], 0, None).set_index("threads")
     assert tp.loc[1, "update_ms"] == pytest.approx(0.5) and tp.loc[1, "act_ms"] == pytest.approx(2.5)
     assert tp.loc[2, "update_ms"] == pytest.approx(1.1)  # the run without phases is left out, not a zero
+    assert tp.loc[2, "frames_per_second"] == pytest.approx(1700.0)
     assert tp.loc[2, "parallel_efficiency"] == pytest.approx(0.85)
 
 

@@ -343,7 +343,8 @@ SECTIONS = [  # anchor, title, figures, tables, what the section shows
      "final scores beside the paper's per-game A3C scores (Table S3, human starts, 57-game runs of 1 to 4 days: "
      "short scaling runs are not expected to match them)."),
     ("throughput", "Throughput", ["throughput"], ["throughput"],
-     "Training frames per second against threads, with the ideal line n times the 1-thread rate. Runs with more "
+     "Training frames per second against threads (measured once every worker is past start-up), with the ideal "
+     "line n times the 1-thread rate. Runs with more "
      "threads than the host's physical cores are flagged (oversubscribed). The sync/act/learn/update columns say "
      "where the workers' time went, in ms per segment (mean over runs that recorded it): an update that grows with "
      "threads while acting and learning stay flat is the memory traffic of sharing θ and the optimizer statistics."),

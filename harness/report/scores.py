@@ -214,10 +214,13 @@ PHASE_COLUMNS = ("sync_ms", "act_ms", "learn_ms", "update_ms")
 
 
 def frames_per_second(run: Run) -> float:
-    """``status.json`` ``frames_per_second``, else frames done / wall seconds, else from the episodes."""
-    fps = _number(run.status.get("frames_per_second"))
-    if np.isfinite(fps) and fps > 0:
-        return fps
+    """Training throughput of a run: ``status.json`` ``steady_frames_per_second`` (measured once every
+    worker is past start-up, so that process start-up of short runs does not pass for the method's
+    speed), else ``frames_per_second``, else frames done / wall seconds, else from the episodes."""
+    for key in ("steady_frames_per_second", "frames_per_second"):
+        fps = _number(run.status.get(key))
+        if np.isfinite(fps) and fps > 0:
+            return fps
     frames, wall = _number(run.status.get("frames_done")), _number(run.status.get("wall_seconds"))
     if np.isfinite(frames) and np.isfinite(wall) and wall > 0 and frames > 0:
         return frames / wall

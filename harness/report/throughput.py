@@ -1,7 +1,8 @@
 """Throughput: frames per second vs thread count per algorithm, with the ideal linear line.
 
-Frames/s of a run is ``status.json`` ``frames_per_second`` (training time only), else
-``frames_done / wall_seconds``, else the last episode's frames over its wall time.  Every run that did
+Frames/s of a run is ``status.json`` ``steady_frames_per_second`` (training after every worker is
+past start-up), else ``frames_per_second`` (training time only), else ``frames_done / wall_seconds``,
+else the last episode's frames over its wall time.  Every run that did
 not fail counts (running runs too: their rate so far is a valid measurement).  Points are the mean over
 runs (all games) with a 95% bootstrap CI; the ideal line is n x the 1-thread mean.  Runs with more
 threads than physical cores (``host.oversubscribed``) are drawn hollow and flagged in the table.
