@@ -88,6 +88,18 @@ def test_unshared_control_trains_no_shared_model(tmp_path):
     assert not torch.allclose(shared, initial)
 
 
+def test_episodes_are_written_in_the_order_of_frames(tmp_path):
+    """Two workers finishing short episodes all the time: every row of episodes.csv carries the T
+    of its end, and rows arrive in the order of T (workers send them under the counter's lock)."""
+    cfg = make_run_config(algorithm="one_step_q", env="CartPole-v1", threads=2, seed=1, frames=60_000,
+                          eval={"episodes": 0})
+    result = train(cfg, tmp_path)
+    assert result.state == "done", result.error
+    episodes = pd.read_csv(tmp_path / "episodes.csv")
+    assert len(episodes) > 1000 and set(episodes["worker"]) == {0, 1}
+    assert episodes["frames"].is_monotonic_increasing
+
+
 def test_worker_exception_fails_the_run_with_its_error(tmp_path):
     cfg = make_run_config(algorithm="tests.fixtures_algorithms:Raises", env="CartPole-v1", threads=2, frames=100_000)
     t = time.monotonic()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import os
-import queue as queue_mod
 import signal
 import time
 from dataclasses import dataclass
@@ -172,9 +171,9 @@ def train(
     ctx = mp.get_context("spawn")
     counter = ctx.Value("q", frames0)
     stop = ctx.Event()
-    msgs = ctx.Queue()
+    msgs, channel = ctx.Pipe(duplex=False)  # workers write (worker.send), the supervisor reads
     t_start = time.time()
-    shared = SharedState(params, target, opt_state.stats, cfg.optimizer, counter, stop, msgs, t_start - elapsed0, hogwild)
+    shared = SharedState(params, target, opt_state.stats, cfg.optimizer, counter, stop, channel, t_start - elapsed0, hogwild)
 
     state, error = "running", None
     recent = collections.deque(maxlen=max(cfg.engine.stop_window, 1))
@@ -204,9 +203,10 @@ def train(
         deadline = time.monotonic() + block_seconds
         while True:
             try:
-                timeout = max(0.0, deadline - time.monotonic())
-                kind, *payload = msgs.get(timeout=timeout) if timeout > 0 else msgs.get_nowait()
-            except queue_mod.Empty:
+                if not msgs.poll(max(0.0, deadline - time.monotonic())):
+                    break
+                kind, *payload = msgs.recv()
+            except (EOFError, OSError):  # every writer gone
                 break
             if kind == "episode":
                 rows.append(payload[0])
@@ -241,7 +241,7 @@ def train(
                     break
                 dead = [(i, p.exitcode) for i, p in enumerate(procs) if p.exitcode not in (None, 0)]
                 if dead:
-                    drain(0.2)  # a worker that raised has already queued its traceback
+                    drain(0.2)  # a worker that raised has already sent its traceback
                     if state == "running":
                         i, code = dead[0]
                         state, error = "failed", f"worker {i} died ({_exit_reason(code)}) at frame {T}"
@@ -331,7 +331,7 @@ def _shutdown(procs, drain) -> None:
     """Stop event already set: give workers a moment, then terminate, then kill."""
     deadline = time.monotonic() + JOIN_SECONDS
     while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
-        drain(0.05)  # keep the queue flowing so workers can flush it and exit
+        drain(0.05)  # keep the pipe flowing so no worker blocks on a full pipe while exiting
     for p in procs:
         if p.is_alive():
             p.terminate()

@@ -3,7 +3,7 @@
 ``worker_main`` is a top-level, spawn-safe function. It acts in its own environment with a local
 copy θ' of the shared parameters, asks the algorithm for the segment's loss, and applies the
 gradient to the shared θ without locks. It reports finished episodes, divergence and errors to the
-supervisor through a queue, and ends when the stop event is set or the frame budget is spent.
+supervisor through a pipe, and ends when the stop event is set or the frame budget is spent.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class SharedState:
     optimizer: str
     counter: Any  # multiprocessing.Value('q'): global frame counter T
     stop: Any  # multiprocessing.Event
-    queue: Any  # multiprocessing.Queue: messages to the supervisor
+    channel: Any  # multiprocessing Connection: the write end of the pipe to the supervisor (see send)
     t0: float  # time.time() at which the run's wall clock reads 0 (earlier on resume)
     #: False only in the benchmark control (``train(..., hogwild=False)``): each worker then updates
     #: a private copy of θ and of the optimizer statistics, and no shared model is trained
@@ -63,8 +63,8 @@ class PhaseTimes:
     def to_dict(self) -> dict:
         """Milliseconds per segment of each phase, and the counts they are averaged over:
         ``sync`` θ' ← θ; ``act`` the environment, forward passes and action choice of the segment;
-        ``learn`` loss, backward pass and clipping; ``update`` T, the shared optimizer step and θ⁻;
-        ``report`` sending finished episodes to the supervisor."""
+        ``learn`` loss, backward pass and clipping; ``update`` the shared optimizer step and θ⁻;
+        ``report`` T += the segment's frames, and sending finished episodes to the supervisor."""
         k = max(self.segments, 1)
         out = {f"{name}_ms": round(s / k * 1e3, 4) for name, s in zip(self.NAMES, self.seconds)}
         out.update(segments=self.segments, steps=self.steps)
@@ -101,9 +101,19 @@ def worker_main(rank: int, config: dict, shared: SharedState) -> None:
         else:
             _run(rank, config, shared)
     except BaseException:  # noqa: BLE001 - report everything, then exit non-zero
-        shared.queue.put(("error", rank, traceback.format_exc(limit=8)))
-        shared.stop.set()
+        try:
+            send(shared, ("error", rank, traceback.format_exc(limit=8)))
+        finally:
+            shared.stop.set()
         raise SystemExit(1)
+
+
+def send(shared: SharedState, message: tuple) -> None:
+    """Send a message to the supervisor. All workers write one pipe, under the lock of the frame
+    counter T, so messages arrive in the order of T (episodes.csv is ordered by frames) and a message
+    is in the pipe, not in a feeder thread, once this returns."""
+    with shared.counter.get_lock():
+        shared.channel.send(message)
 
 
 def _run(rank: int, config: dict, shared: SharedState) -> None:
@@ -142,7 +152,7 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
     budget, lr0, clip_norm = cfg.frames, cfg.lr, cfg.engine.grad_clip
     target_every = int(cfg.hyperparameters.get("target_update_frames", 40_000))
     clip_rewards = cfg.env_settings.clip_rewards
-    counter, stop, queue = shared.counter, shared.stop, shared.queue
+    counter, stop, channel = shared.counter, shared.stop, shared.channel
 
     collector = SegmentCollector(env, algo, t_max, clip_rewards, seed=env_seed)
     T = counter.value
@@ -159,14 +169,14 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
         loss, _ = algo.loss(net, target_net, seg)
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
-            queue.put(("diverged", rank, f"worker {rank}: non-finite loss {loss_value} at frame {T}"))
+            send(shared, ("diverged", rank, f"worker {rank}: non-finite loss {loss_value} at frame {T}"))
             stop.set()
             return
         grad.zero_()
         loss.backward()
         norm = clip_grad_norm_(grad, clip_norm)
         if not math.isfinite(norm):
-            queue.put(("diverged", rank, f"worker {rank}: non-finite gradient norm at frame {T}"))
+            send(shared, ("diverged", rank, f"worker {rank}: non-finite gradient norm at frame {T}"))
             stop.set()
             return
         t3 = clock()
@@ -175,19 +185,20 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
         with counter.get_lock():
             counter.value += n
             T = counter.value
+            if finished:  # sent under the lock: episodes reach the supervisor in the order of T
+                now = round(time.time() - shared.t0, 3)
+                for ret, length in finished:
+                    channel.send(("episode", {"frames": T, "wall_seconds": now, "worker": rank, "return": ret, "length": length}))
+        t4 = clock()
         opt.step(params, grad, linear_lr(lr0, T, budget))
         if target_net is not None and T // target_every > (T - n) // target_every:
             shared.target.copy_(params)  # θ⁻ ← θ every target_update_frames frames
-        t4 = clock()
-        if finished:
-            now = time.time() - shared.t0
-            for ret, length in finished:
-                queue.put(("episode", {"frames": T, "wall_seconds": round(now, 3), "worker": rank, "return": ret, "length": length}))
+        t5 = clock()
         if warmup_segments:
             warmup_segments -= 1
         else:
-            phases.add((t1 - t0, t2 - t1, t3 - t2, t4 - t3, clock() - t4), len(seg))
-    queue.put(("phases", rank, phases.to_dict()))
+            phases.add((t1 - t0, t2 - t1, t3 - t2, t5 - t4, t4 - t3), len(seg))
+    send(shared, ("phases", rank, phases.to_dict()))
     env.close()
 
 
