@@ -46,6 +46,7 @@ class BenchRow:
     env: str
     threads: int
     sharing: str  # "hogwild" (the method), or "unshared" (the --unshared-control rows)
+    optimizer: str  # shared_rmsprop (the paper's default), rmsprop (g per worker) or momentum_sgd
     env_fps: float
     act_fps: float
     learn_ms: float
@@ -156,13 +157,14 @@ def measure_training(cfg: RunConfig, seconds: float, hogwild: bool = True) -> di
 
 
 def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: float,
-              log=print, repeat: int = 1, unshared_control: bool = False) -> dict:
+              log=print, repeat: int = 1, unshared_control: bool = False,
+              optimizer: str = "shared_rmsprop") -> dict:
     """``unshared_control`` adds, for every thread count above 1, rows of the same training with
     unshared θ and optimizer statistics (``sharing`` = "unshared"): the efficiency the machine
     allows without the cost of sharing them, to set beside the method's own."""
     rows: list[BenchRow] = []
     for algo in algorithms:
-        base = make_run_config(algorithm=algo, env=env, threads=1, frames=10**12)
+        base = make_run_config(algorithm=algo, env=env, threads=1, frames=10**12, optimizer=optimizer)
         comp = measure_components(base, seconds)
         log(f"{algo}: env {comp['env_fps']:,.0f} frames/s, acting {comp['act_fps']:,.0f} frames/s, "
             f"learning {comp['learn_ms']:.2f} ms/segment, bound {comp['bound_fps']:,.0f} frames/s per worker")
@@ -170,7 +172,7 @@ def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: floa
         samples: dict[tuple[int, bool], list[dict]] = {key: [] for key in plan}
         for _ in range(repeat):  # round-robin, so drift on a shared machine hits every row alike
             for n, hogwild in plan:
-                cfg = make_run_config(algorithm=algo, env=env, threads=n, frames=10**12,
+                cfg = make_run_config(algorithm=algo, env=env, threads=n, frames=10**12, optimizer=optimizer,
                                       engine={"max_seconds": seconds, "checkpoint_seconds": 0},
                                       eval={"episodes": 0})
                 samples[n, hogwild].append(measure_training(cfg, seconds, hogwild))
@@ -187,7 +189,7 @@ def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: floa
             ratios = sorted(r["train_fps"] / n / (f["train_fps"] / plan[0][0]) for r, f in zip(runs, first) if f["train_fps"] > 0)
             ph = d["phases"]
             rows.append(BenchRow(
-                algorithm=algo, env=env, threads=n, sharing="hogwild" if hogwild else "unshared",
+                algorithm=algo, env=env, threads=n, sharing="hogwild" if hogwild else "unshared", optimizer=optimizer,
                 env_fps=round(comp["env_fps"], 1), act_fps=round(comp["act_fps"], 1),
                 learn_ms=round(comp["learn_ms"], 3), bound_fps=round(comp["bound_fps"], 1),
                 train_fps=round(d["train_fps"], 1), train_fps_per_worker=round(per_worker, 1),
@@ -209,6 +211,7 @@ def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: floa
         "command_seconds": seconds,
         "repeat": repeat,
         "env": env,
+        "optimizer": optimizer,
         "host": store.host_info(max(threads)),
         "versions": store.versions(),
         "rows": [asdict(r) for r in rows],
@@ -218,7 +221,7 @@ def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: floa
 def compare(current: dict, baseline: dict, tolerance: float) -> list[str]:
     """Regressions of the gated ratios beyond ``tolerance`` (relative), one message each."""
     def key(r: dict) -> tuple:
-        return r["algorithm"], r["env"], r["threads"], r.get("sharing", "hogwild")
+        return r["algorithm"], r["env"], r["threads"], r.get("sharing", "hogwild"), r.get("optimizer", "shared_rmsprop")
 
     base = {key(r): r for r in baseline.get("rows", [])}
     problems = []
@@ -230,7 +233,8 @@ def compare(current: dict, baseline: dict, tolerance: float) -> list[str]:
             if b[name] > 0 and r[name] < b[name] * (1 - tolerance):
                 problems.append(
                     f"{r['algorithm']} {r['env']} threads={r['threads']}"
-                    f"{'' if r.get('sharing', 'hogwild') == 'hogwild' else ' (' + r['sharing'] + ')'}: "
+                    f"{'' if r.get('sharing', 'hogwild') == 'hogwild' else ' (' + r['sharing'] + ')'}"
+                    f"{'' if r.get('optimizer', 'shared_rmsprop') == 'shared_rmsprop' else ' ' + r['optimizer']}: "
                     f"{name} {r[name]:.3f} < baseline {b[name]:.3f} − {tolerance:.0%}"
                 )
     return problems

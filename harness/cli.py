@@ -206,7 +206,9 @@ def _csv_list(kind):
 @click.option("--unshared-control", is_flag=True,
               help="also train each thread count > 1 with unshared θ and optimizer statistics: the machine's "
                    "efficiency without the cost of Hogwild sharing (a control, not a method)")
-def bench(algorithms, env, threads, seconds, out, baseline, tolerance, repeat, unshared_control) -> None:
+@click.option("--optimizer", type=click.Choice(["shared_rmsprop", "rmsprop", "momentum_sgd"]), default="shared_rmsprop",
+              show_default=True, help="the engine's optimizer for every measurement")
+def bench(algorithms, env, threads, seconds, out, baseline, tolerance, repeat, unshared_control, optimizer) -> None:
     """Measure env, acting, learning and training throughput per worker count (see docs/BENCHMARKS.md)."""
     from harness import bench as b
     from harness.plugins import AlgorithmError, load_algorithm
@@ -227,7 +229,7 @@ def bench(algorithms, env, threads, seconds, out, baseline, tolerance, repeat, u
                    "measure the scheduler, not the method (flagged in the output)", err=True)
     try:
         result = b.run_bench(algorithms, env, threads, seconds, log=lambda m: click.echo(m, err=True), repeat=repeat,
-                             unshared_control=unshared_control)
+                             unshared_control=unshared_control, optimizer=optimizer)
     except b.BenchError as exc:
         click.echo(f"harness: error: {exc}", err=True)
         raise SystemExit(1) from None

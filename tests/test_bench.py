@@ -29,7 +29,7 @@ def test_bench_cli_writes_json_and_csv(tmp_path):
         assert r["bound_fps"] < r["act_fps"]  # learning costs something
         assert r["train_fps"] > 0 and r["efficiency"] == 1.0  # 1 thread is its own reference
         assert r["train_over_bound"] > 0 and r["peak_worker_rss_mb"] > 0
-        assert r["sharing"] == "hogwild"
+        assert r["sharing"] == "hogwild" and r["optimizer"] == "shared_rmsprop"
         assert min(r["train_act_ms"], r["train_learn_ms"], r["train_update_ms"]) > 0  # from status.json "phases"
     csv = pd.read_csv(out.with_suffix(".csv"))
     assert set(csv.columns) == ROW_KEYS and len(csv) == 2
@@ -44,10 +44,12 @@ def test_bench_cli_writes_json_and_csv(tmp_path):
 def test_unshared_control_adds_rows_beside_the_method(tmp_path):
     out = tmp_path / "bench.json"
     res = CliRunner().invoke(cli, ["bench", "--algo", "a3c", "--env", "CartPole-v1", "--threads", "1,2",
-                                   "--seconds", "0.5", "--unshared-control", "--out", str(out)])
+                                   "--seconds", "0.5", "--unshared-control", "--optimizer", "rmsprop", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    rows = json.loads(out.read_text())["rows"]
+    data = json.loads(out.read_text())
+    rows = data["rows"]
     assert [(r["threads"], r["sharing"]) for r in rows] == [(1, "hogwild"), (2, "hogwild"), (2, "unshared")]
+    assert data["optimizer"] == "rmsprop" and {r["optimizer"] for r in rows} == {"rmsprop"}
     assert all(r["efficiency"] > 0 and r["train_update_ms"] > 0 for r in rows)
     assert "unshared" in res.output
 
@@ -71,6 +73,9 @@ def test_regression_gate_catches_a_planted_regression():
     assert compare(_result(0.5, 0.5, "unshared"), base, 0.2) == []
     problems = compare(_result(0.5, 0.95, "unshared"), _result(0.9, 0.95, "unshared"), 0.2)
     assert len(problems) == 1 and "(unshared)" in problems[0]
+    other = _result(0.5, 0.5)
+    other["rows"][0]["optimizer"] = "rmsprop"  # another optimizer is another measurement
+    assert compare(other, base, 0.2) == []
 
 
 def test_regression_gate_exit_code(tmp_path):
