@@ -439,6 +439,16 @@ def test_throughput_table_says_where_the_time_went(tmp_path):
     assert tp.loc[2, "update_ms"] == pytest.approx(1.1)  # the run without phases is left out, not a zero
     assert tp.loc[2, "frames_per_second"] == pytest.approx(1700.0)
     assert tp.loc[2, "parallel_efficiency"] == pytest.approx(0.85)
+    from harness.report.throughput import PHASE_LABELS, has_phases, plot_phases
+
+    assert has_phases(tp) and not has_phases(tp.assign(update_ms=np.nan))
+    fig = plot_phases(tp.reset_index())
+    (panel,) = [ax for ax in fig.axes if ax.get_title()]
+    assert [t.get_text() for t in panel.get_xticklabels()] == ["1", "2"]
+    heights = [p.get_height() for p in panel.patches]  # 4 phases x 2 thread counts, stacked
+    assert heights[6:] == pytest.approx([0.5, 1.1])  # the shared update of 1 and 2 threads
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == list(PHASE_LABELS.values())
+    plt.close(fig)
 
 
 def test_a_diverged_run_without_score_counts_against_its_learning_rate(tmp_path):

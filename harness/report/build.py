@@ -24,7 +24,7 @@ from harness.report.speedup import DEFAULT_REFERENCE_RULE, plot_speedup, resolve
 from harness.report.render import render_figures
 from harness.report.style import EPOCH_FRAMES, ThreadColours, set_theme
 from harness.report.tables import readable_aggregates, readable_speedup, write_table
-from harness.report.throughput import plot_throughput, throughput_table
+from harness.report.throughput import has_phases, plot_phases, plot_throughput, throughput_table
 
 
 @dataclass
@@ -218,6 +218,8 @@ def build_report(
                lambda: agg_mod.plot_efficiency(effs, colours, score_label, epoch_frames, eff_relative))
     if tput is not None and not tput.empty:
         figure("throughput", lambda: plot_throughput(tput, colours))
+        if has_phases(tput):
+            figure("throughput_phases", lambda: plot_phases(tput))
     if not groups:
         summary.notes.append("no aggregates: no finished run with a normalised score yet")
 
@@ -342,7 +344,7 @@ SECTIONS = [  # anchor, title, figures, tables, what the section shows
      "of one algorithm beats a run of another on the same game; IQM learning curves. The last table sets our raw "
      "final scores beside the paper's per-game A3C scores (Table S3, human starts, 57-game runs of 1 to 4 days: "
      "short scaling runs are not expected to match them)."),
-    ("throughput", "Throughput", ["throughput"], ["throughput"],
+    ("throughput", "Throughput", ["throughput", "throughput_phases"], ["throughput"],
      "Training frames per second against threads (measured once every worker is past start-up), with the ideal "
      "line n times the 1-thread rate. Runs with more "
      "threads than the host's physical cores are flagged (oversubscribed). The sync/act/learn/update columns say "

@@ -16,11 +16,12 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from matplotlib.patches import Patch
 
 from harness.report.cache import BootstrapCache
 from harness.report.scores import PHASE_COLUMNS
-from harness.report.style import (ThreadColours, algorithm_label, algorithm_order, finish, log2_threads_axis,
-                                  panel_grid, plain_log_axis)
+from harness.report.style import (ThreadColours, algorithm_label, algorithm_order, bottom_legend, finish,
+                                  log2_threads_axis, panel_grid, plain_log_axis)
 from harness.stats import percentile_interval
 
 THROUGHPUT_COLUMNS = ["algorithm", "threads", "frames_per_second", "ci_low", "ci_high", "throughput_speedup",
@@ -101,3 +102,41 @@ def plot_throughput(tp: pd.DataFrame, colours: ThreadColours):
     notes = ["Frames/s over training time (evaluation excluded), mean over runs of all games; n = runs.",
              "White markers: oversubscribed runs (more threads than the host's physical cores)."]
     return finish(fig, "Throughput vs threads", notes)
+
+
+PHASE_LABELS = {"sync_ms": "sync θ' ← θ", "act_ms": "act (env + forward)", "learn_ms": "learn (loss + backward)",
+                "update_ms": "shared update (optimizer, θ⁻)"}
+PHASE_COLOURS = {"sync_ms": "#bbbbbb", "act_ms": "#4c72b0", "learn_ms": "#55a868", "update_ms": "#c44e52"}
+
+
+def has_phases(tp: pd.DataFrame) -> bool:
+    return all(k in tp for k in PHASE_COLUMNS) and tp[list(PHASE_COLUMNS)].notna().all(axis=1).any()
+
+
+def plot_phases(tp: pd.DataFrame):
+    """Where a worker's time went per segment, stacked by phase, one bar per thread count."""
+    tp = tp.dropna(subset=list(PHASE_COLUMNS))
+    algorithms = list(dict.fromkeys(tp["algorithm"]))
+    fig, axes = panel_grid(1, max(len(algorithms), 1), width=3.8, height=3.4)
+    for ax, alg in zip(axes[0], algorithms):
+        g = tp[tp["algorithm"] == alg].sort_values("threads")
+        x = np.arange(len(g))
+        bottom = np.zeros(len(g))
+        for k in PHASE_COLUMNS:
+            v = g[k].to_numpy(dtype=float)
+            ax.bar(x, v, bottom=bottom, color=PHASE_COLOURS[k], label=PHASE_LABELS[k], width=0.6)
+            bottom += v
+        for xi, total in zip(x, bottom):
+            ax.annotate(f"{total:.2g}", (xi, total), ha="center", va="bottom", fontsize=7, color="0.3")
+        ax.set_xticks(x, [str(t) for t in g["threads"]])
+        ax.set_ylim(0, bottom.max() * 1.15 if len(bottom) else 1)
+        ax.set_title(algorithm_label(alg), fontsize=10)
+        ax.set_xlabel("threads (actor-learners)")
+        ax.set_ylabel("ms per segment, mean per worker")
+        ax.grid(axis="x", visible=False)
+    handles = [Patch(color=PHASE_COLOURS[k], label=PHASE_LABELS[k]) for k in PHASE_COLUMNS]
+    notes = ["Measured by the workers themselves after their first 1,000 steps (status.json phases), mean over runs; "
+             "a segment is t_max steps (or fewer at an episode's end). With ideal scaling every bar has the same "
+             "height; a shared update that grows with threads is the memory traffic of sharing θ and the optimizer "
+             "statistics (Hogwild)."]
+    return finish(fig, "Where the workers' time goes", notes, extra_bottom=bottom_legend(fig, handles, notes))
