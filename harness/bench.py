@@ -32,12 +32,14 @@ from harness import store
 from harness.config import RunConfig, make_run_config
 from harness.engine import train
 from harness.engine.shared import FlatOptimizer, OptimizerState, attach_flat_grad, clip_grad_norm_, flatten_into
-from harness.engine.worker import SegmentCollector
+from harness.engine.worker import PhaseTimes, SegmentCollector
 from harness.envs import make_env
 from harness.plugins import load_algorithm
 
 SCHEMA_VERSION = 1
 GATED = ("train_over_bound", "efficiency")
+#: the worker phases reported per row as train_<phase>_ms (worker.PhaseTimes; "report" is negligible)
+PHASE_KEYS = tuple(f"{name}_ms" for name in PhaseTimes.NAMES if name != "report")
 
 
 @dataclass
@@ -198,7 +200,7 @@ def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: floa
                 peak_worker_rss_mb=d["memory"].get("peak_worker_rss_mb", 0.0),
                 peak_total_rss_mb=d["memory"].get("peak_total_rss_mb", 0.0),
                 oversubscribed=d["oversubscribed"],
-                **{f"train_{k}": round(float(ph.get(k, 0.0)), 3) for k in ("sync_ms", "act_ms", "learn_ms", "update_ms")},
+                **{f"train_{k}": round(float(ph.get(k, 0.0)), 3) for k in PHASE_KEYS},
             ))
             log(f"{algo} threads={n}{'' if hogwild else ' (unshared control)'}: {d['train_fps']:,.0f} frames/s "
                 f"({per_worker:,.0f} per worker), efficiency {rows[-1].efficiency:.2f}, training/bound "
