@@ -2,10 +2,11 @@
 
 An algorithm owns its network heads, its action selection and its loss. The engine
 (``harness.engine``) owns processes, shared parameters, the optimizer, the frame counter T, the
-target network, gradient clipping and the learning-rate schedule. They meet in four calls::
+target network, gradient clipping and the learning-rate schedule. They meet in five calls::
 
     net = algo.build_network(obs_space, n_actions)        # once per process
     algo.init_worker(worker_index, rng)                   # per worker: e.g. its final epsilon
+    algo.start_episode(rng)                               # at the start of each of the worker's episodes
     a   = algo.act(net_output, frames, rng)               # each step, from net(obs[None]) under no_grad
     loss, stats = algo.loss(net, target_net, segment)     # each segment; the engine backprops it
 
@@ -96,6 +97,11 @@ class Algorithm:
     def init_worker(self, worker_index: int, rng: np.random.Generator) -> None:
         """Per-worker state (exploration). Called once in each worker process."""
 
+    def start_episode(self, rng: np.random.Generator) -> None:
+        """Called by the engine at the start of every training episode of this worker, the first
+        included (after ``init_worker``); e.g. to resample exploration. A game is one episode, also
+        with ``terminal_on_life_loss``."""
+
     # -- acting -----------------------------------------------------------------------------
     def act(self, out: Any, frames: int, rng: np.random.Generator) -> int:
         """Behaviour policy: choose an action from the network output for one state."""
@@ -129,15 +135,35 @@ def linear_epsilon(frames: int, final: float, anneal_frames: int) -> float:
     return final + (1.0 - frac) * (1.0 - final)
 
 
+EPSILON_RESAMPLE = ("episode", "worker")
+
+
 @dataclass
 class EpsilonHyperparameters(Hyperparameters):
-    """Exploration of the value-based methods (paper, as implemented by Kaixhin/Atari)."""
+    """Exploration of the value-based methods (paper §4 and supplementary §8).
+
+    Each worker's final ε is drawn from ``final_epsilons`` with ``final_epsilon_probs`` and ε is
+    annealed from 1 to it over ``epsilon_anneal_frames`` global frames. The paper says ε is
+    "periodically sampled" by each thread without giving the period: ``epsilon_resample`` is
+    ``"episode"`` (default: a new draw at the start of each of the worker's episodes) or ``"worker"``
+    (one draw per worker for the whole run, as in Kaixhin/Atari's implementation).
+    """
 
     final_epsilons: tuple[float, ...] = (0.1, 0.01, 0.5)
     final_epsilon_probs: tuple[float, ...] = (0.4, 0.3, 0.3)
     epsilon_anneal_frames: int = 4_000_000
+    epsilon_resample: str = "episode"
     eval_epsilon: float = 0.05
     target_update_frames: int = 40_000  # I_target: the engine sets θ⁻ ← θ when T crosses a multiple
+
+    def __post_init__(self):
+        if self.epsilon_resample not in EPSILON_RESAMPLE:
+            raise ValueError(f"epsilon_resample must be one of {', '.join(EPSILON_RESAMPLE)}, got {self.epsilon_resample!r}")
+        eps, probs = tuple(self.final_epsilons), tuple(self.final_epsilon_probs)
+        if not eps or len(eps) != len(probs):
+            raise ValueError(f"final_epsilons {eps} and final_epsilon_probs {probs} need the same, non-zero length")
+        if any(not 0 <= e <= 1 for e in eps) or any(p < 0 for p in probs) or not sum(probs) > 0:
+            raise ValueError(f"final_epsilons must lie in [0, 1] and final_epsilon_probs be >= 0 with a positive sum, got {eps} / {probs}")
 
 
 #: Defaults of the value-based methods for vector observations (CartPole-sized tasks, budgets of
@@ -152,15 +178,23 @@ VECTOR_EPSILON_DEFAULTS = {
 
 
 class EpsilonGreedyMixin:
-    """Per-worker final ε sampled from {0.1, 0.01, 0.5} w.p. {0.4, 0.3, 0.3}, annealed from 1."""
+    """Final ε sampled from {0.1, 0.01, 0.5} w.p. {0.4, 0.3, 0.3}, annealed from 1; drawn anew at
+    each episode start (``epsilon_resample="episode"``) or once per worker (``"worker"``)."""
 
     hp: EpsilonHyperparameters
     final_epsilon: float = 0.1
 
-    def init_worker(self, worker_index: int, rng: np.random.Generator) -> None:
+    def draw_final_epsilon(self, rng: np.random.Generator) -> float:
         eps = np.asarray(self.hp.final_epsilons, dtype=float)
         probs = np.asarray(self.hp.final_epsilon_probs, dtype=float)
-        self.final_epsilon = float(rng.choice(eps, p=probs / probs.sum()))
+        return float(rng.choice(eps, p=probs / probs.sum()))
+
+    def init_worker(self, worker_index: int, rng: np.random.Generator) -> None:
+        self.final_epsilon = self.draw_final_epsilon(rng)
+
+    def start_episode(self, rng: np.random.Generator) -> None:
+        if self.hp.epsilon_resample == "episode":
+            self.final_epsilon = self.draw_final_epsilon(rng)
 
     def epsilon(self, frames: int) -> float:
         return linear_epsilon(frames, self.final_epsilon, self.hp.epsilon_anneal_frames)

@@ -59,6 +59,15 @@ class RunConfig:
     env_modules: tuple[str, ...] = ()
     suite: str | None = None
     run_id: str | None = None
+    #: the seed the run's randomness derives from: θ's initialisation, each worker's environment
+    #: seed and exploration draws (engine.worker.worker_seeds), the evaluation episodes. A single
+    #: run uses ``seed``; a sweep derives one per run from the suite name and run id
+    #: (:func:`derive_run_seed`), so every run of a grid is its own experiment.
+    run_seed: int | None = None
+
+    def __post_init__(self):
+        if self.run_seed is None:
+            object.__setattr__(self, "run_seed", int(self.seed))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +80,7 @@ class RunConfig:
             "threads": self.threads,
             "lr": self.lr,
             "seed": self.seed,
+            "run_seed": self.run_seed,
             "frames": self.frames,
             "optimizer": self.optimizer,
             "hyperparameters": dict(self.hyperparameters),
@@ -100,6 +110,7 @@ class RunConfig:
             env_modules=tuple(d.get("env_modules", ())),
             suite=d.get("suite"),
             run_id=d.get("run_id"),
+            run_seed=d.get("run_seed"),
         )
 
     @classmethod
@@ -144,6 +155,7 @@ def make_run_config(
     env_modules: tuple[str, ...] = (),
     suite: str | None = None,
     run_id: str | None = None,
+    run_seed: int | None = None,
 ) -> RunConfig:
     """Validate every value and fill in defaults. Raises :class:`ConfigError` with one line."""
     try:
@@ -185,4 +197,16 @@ def make_run_config(
         env_modules=tuple(env_modules),
         suite=suite,
         run_id=run_id,
+        run_seed=None if run_seed is None else int(run_seed),
     )
+
+
+def derive_run_seed(suite: str, run_id: str) -> int:
+    """The run seed of one run of a sweep: a stable hash of the suite name and the run id (which
+    names the run's place in the grid: algorithm, game, threads, learning rate, replicate, optimizer).
+    The same suite always gives a run the same seed (so resuming and rerunning map to the same
+    experiment), and no two runs of a grid share one. 62 bits: exact in JSON, pandas and torch."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{suite}\0{run_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 2

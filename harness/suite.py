@@ -381,7 +381,7 @@ def _lr_labels(lrs: list[float]) -> dict[float, str]:
 
 
 def _expand(suite: Suite) -> list[PlannedRun]:
-    from harness.config import make_run_config
+    from harness.config import derive_run_seed, make_run_config
 
     labels = _lr_labels(suite.learning_rates)
     optimizers = suite.optimizers or [None]
@@ -400,7 +400,8 @@ def _expand(suite: Suite) -> list[PlannedRun]:
                     for lr in suite.learning_rates:
                         for seed in suite.seeds:
                             rid = run_id(algo, game_name, threads, labels[lr], seed, opt)
-                            cfg = dataclasses.replace(base, threads=threads, lr=float(lr), seed=int(seed), run_id=rid)
+                            cfg = dataclasses.replace(base, threads=threads, lr=float(lr), seed=int(seed), run_id=rid,
+                                                      run_seed=derive_run_seed(suite.name, rid))
                             runs.append(PlannedRun(rid, cfg))
     ids = [r.run_id for r in runs]
     if len(set(ids)) != len(ids):  # e.g. two games that resolve to the same short name

@@ -78,7 +78,7 @@ def test_unshared_control_trains_no_shared_model(tmp_path):
     unshared, cfg = final_params(False, tmp_path / "unshared")
     shared, _ = final_params(True, tmp_path / "shared")
     algo_cls = load_algorithm("a3c")
-    torch.manual_seed(cfg.seed)  # the supervisor builds the initial θ right after seeding
+    torch.manual_seed(cfg.run_seed)  # the supervisor builds the initial θ right after seeding
     import gymnasium as gym
 
     env = gym.make("CartPole-v1")

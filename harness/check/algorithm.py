@@ -506,6 +506,7 @@ class _AlgorithmCheck:
                 {"grad_norms": norms, "tensors_with_gradient": reached})
 
     def async_updates(self):
+        from harness.engine.run import initial_network
         from harness.engine.shared import flatten_into
         from harness.envs import make_env
 
@@ -513,8 +514,7 @@ class _AlgorithmCheck:
         algo = self.cls(self.cls.Hyperparameters(**cfg.hyperparameters))
         probe = make_env(cfg.env_spec, cfg.env_settings)
         try:
-            torch.manual_seed(cfg.seed)  # exactly as the engine builds the shared θ
-            theta0 = flatten_into(algo.build_network(probe.observation_space, probe.n_actions)).detach().clone()
+            theta0 = flatten_into(initial_network(cfg, algo, probe)).detach().clone()  # the engine's shared θ at frame 0
         finally:
             probe.close()
         run = self._train("async")
@@ -623,7 +623,7 @@ def measure_worker_fps(cfg, seconds: float) -> tuple[float, int, float]:
     from harness.envs import make_env
     from harness.plugins import load_algorithm
 
-    env_seed, seed = worker_seeds(cfg.seed, 0)
+    env_seed, seed = worker_seeds(cfg.run_seed, 0)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     cls = load_algorithm(cfg.algorithm)
@@ -643,7 +643,7 @@ def measure_worker_fps(cfg, seconds: float) -> tuple[float, int, float]:
                             cfg.engine.rmsprop_alpha, cfg.engine.rmsprop_eps, cfg.engine.momentum)
         algo.init_worker(0, rng)
         collector = SegmentCollector(env, algo, int(cfg.hyperparameters.get("t_max", 5)),
-                                     cfg.env_settings.clip_rewards, seed=env_seed)
+                                     cfg.env_settings.clip_rewards, seed=env_seed, rng=rng)
         budget = max(cfg.frames, 10**9)
         T, frames, start = 0, 0, None
         while True:

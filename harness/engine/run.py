@@ -128,8 +128,7 @@ def train(
     algo_cls = load_algorithm(cfg.algorithm)
     algo = algo_cls(algo_cls.Hyperparameters(**cfg.hyperparameters))
     probe_env = make_env(cfg.env_spec, cfg.env_settings)
-    torch.manual_seed(cfg.seed)
-    net = algo.build_network(probe_env.observation_space, probe_env.n_actions)
+    net = initial_network(cfg, algo, probe_env)
     params = flatten_into(net).share_memory_()
     target = params.clone().share_memory_() if algo.uses_target_network else None
     opt_state = OptimizerState.allocate(cfg.optimizer, params.numel(), cfg.threads)
@@ -299,6 +298,13 @@ def train(
     return RunResult(state, error, T, wall, out_dir)
 
 
+def initial_network(cfg: RunConfig, algo, env) -> torch.nn.Module:
+    """The network whose parameters become the shared θ at frame 0: built right after seeding
+    torch from the run seed, so each run of a sweep starts from its own initialisation."""
+    torch.manual_seed(cfg.run_seed)
+    return algo.build_network(env.observation_space, env.n_actions)
+
+
 def _mean_phases(phases: dict[int, dict]) -> dict | None:
     """Milliseconds per segment of each phase over all workers (weighted by their segments), and
     each worker's own figures under ``workers``; None if no worker reported."""
@@ -354,7 +360,7 @@ def _evaluate_all(cfg, algo, net, params, env, snapshots, T, wall, out_dir, sign
         if signals.received is not None:
             return True
         local.copy_(snapshot)
-        returns = evaluate(algo, net, env, cfg.eval.episodes, cfg.seed, cfg.eval.max_seconds,
+        returns = evaluate(algo, net, env, cfg.eval.episodes, cfg.run_seed, cfg.eval.max_seconds,
                            should_stop=lambda: signals.received is not None)
         if signals.received is not None:
             return True  # an evaluation cut short is not written

@@ -123,7 +123,7 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
     from harness.plugins import load_algorithm
 
     cfg = RunConfig.from_dict(config)
-    env_seed, seed = worker_seeds(cfg.seed, rank)
+    env_seed, seed = worker_seeds(cfg.run_seed, rank)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
 
@@ -154,7 +154,7 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
     clip_rewards = cfg.env_settings.clip_rewards
     counter, stop, channel = shared.counter, shared.stop, shared.channel
 
-    collector = SegmentCollector(env, algo, t_max, clip_rewards, seed=env_seed)
+    collector = SegmentCollector(env, algo, t_max, clip_rewards, seed=env_seed, rng=rng)
     T = counter.value
     clock = time.perf_counter
     phases = PhaseTimes()
@@ -206,13 +206,17 @@ class SegmentCollector:
     """Steps one environment for up to t_max steps, or to the end of an episode, per call.
 
     It keeps the current observation and the running episode's raw return between calls, clips
-    rewards for learning, and for algorithms with ``needs_next_action`` (SARSA) chooses the action
-    in s_n before the update and takes it first in the next segment.
+    rewards for learning, calls ``algo.start_episode(rng)`` at the start of every episode (with
+    ``rng`` given: the first, at construction, and each one after a game ended), and for algorithms
+    with ``needs_next_action`` (SARSA) chooses the action in s_n before the update and takes it
+    first in the next segment.
     """
 
-    def __init__(self, env, algo, t_max: int, clip_rewards: bool, seed: int | None = None):
+    def __init__(self, env, algo, t_max: int, clip_rewards: bool, seed: int | None = None, rng=None):
         self.env, self.algo, self.t_max, self.clip = env, algo, t_max, clip_rewards
         self.obs = env.reset(seed=seed)
+        if rng is not None:
+            algo.start_episode(rng)
         self.buf = torch.empty((t_max, *self.obs.shape), dtype=torch.from_numpy(self.obs).dtype)
         self.ep_return, self.ep_len = 0.0, 0
         self.carried_action: int | None = None
@@ -261,4 +265,6 @@ class SegmentCollector:
                 seg.next_action = algo.act(net(seg.next_obs), frames, rng)
             if not over:
                 self.carried_action = seg.next_action  # the action actually taken next
+        if over and rng is not None:
+            algo.start_episode(rng)  # after s_n's action was chosen under the ended episode's exploration
         return seg, finished
