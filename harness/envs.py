@@ -33,7 +33,11 @@ class EnvError(ValueError):
 
 @dataclass(frozen=True)
 class EnvSettings:
-    """Protocol settings. Defaults are the paper's (see README, "Atari protocol")."""
+    """Protocol settings (see README, "Atari protocol"): the paper's DQN preprocessing (frame skip 4
+    with a max over the last 2 raw frames, 84x84 grayscale, 4 stacked frames) and reward clipping;
+    the rest are choices where the paper is silent, each with its source in the README: 30 no-op
+    starts (Nature DQN's evaluation protocol, used here in training too), no sticky actions (the 2016
+    ALE had none), a 108,000-frame (30-minute) cap, no life-loss terminals, no FIRE on reset."""
 
     frame_skip: int = ATARI_FRAME_SKIP  # action repeat (Atari only); max over the last 2 raw frames
     frame_stack: int = 4
@@ -166,9 +170,12 @@ class AtariStepEnv(StepEnv):
         self.observation_space = self._env.single_observation_space
         self.n_actions = int(self._env.single_action_space.n)
         self._action = np.zeros(1, dtype=np.int64)
+        self._life_loss = settings.terminal_on_life_loss
+        self._episode_frame = 0  # emulator frames into the current game (ale-py's episode_frame_number)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        obs, _ = self._env.reset(seed=None if seed is None else seed % 2**31)  # ALE takes int32 seeds
+        obs, info = self._env.reset(seed=None if seed is None else seed % 2**31)  # ALE takes int32 seeds
+        self._episode_frame = int(info["episode_frame_number"][0])
         return obs[0]
 
     def step(self, action: int):
@@ -176,6 +183,13 @@ class AtariStepEnv(StepEnv):
         obs, reward, terminated, truncated, info = self._env.step(self._action)
         final = info.get("final_obs")
         episode_over = final is not None
+        frame = int(info["episode_frame_number"][0])
+        if episode_over and self._life_loss and not truncated[0] and frame > self._episode_frame:
+            # With life_loss_info, ale-py reports every life loss as terminated with a final_obs but
+            # does not reset: the game goes on (its frame number keeps counting). Terminal for the
+            # learner, not the end of the game (a game over restarts the count at the new game).
+            episode_over, final = False, None
+        self._episode_frame = frame
         return obs[0], float(reward[0]), bool(terminated[0]), episode_over, (final[0] if episode_over else None)
 
     def close(self) -> None:
