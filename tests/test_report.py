@@ -365,7 +365,9 @@ def test_full_report_tables_content(smoke_report):
     assert refs.loc["Pong", "reference_source"] == "suite smoke"
     assert refs.loc["Breakout", "reference_source"] == "default rule"
     runs = pd.read_csv(summary.tables["runs"]["csv"])
-    assert set(runs.loc[runs["game"] == "Pong", "score_source"]) == {"eval"}
+    pong = runs[runs["game"] == "Pong"]
+    assert set(pong.loc[pong["state"] == "done", "score_source"]) == {"eval"}
+    assert set(pong.loc[pong["state"] == "diverged", "score_source"]) == {"collapse (diverged)"}
     assert set(runs.loc[runs["game"] == "CartPole-v1", "score_source"]) == {"train"}
     paper = pd.read_csv(summary.tables["paper_scores"]["csv"]).set_index(["game", "algorithm"])
     assert paper.loc[("Pong", "a3c"), "paper_a3c_ff_1day"] == pytest.approx(11.4)
@@ -457,7 +459,63 @@ def test_a_diverged_run_without_score_counts_against_its_learning_rate(tmp_path)
     write_run(tmp_path, lr=1e-2, seed=1, frames=100_000, n_episodes=0, state="diverged", error="NaN loss")
     table, _ = run_table(load_runs([tmp_path]).runs)
     sel = select_learning_rates(table, top_k=1).set_index("lr")
-    assert sel.loc[1e-2, "mean_final_score"] == pytest.approx((9.0 + 3.0) / 2)  # the NaN run counts as the floor
+    # the run that never scored counts as a collapse: random play (-20.7), below every run's score
+    assert sel.loc[1e-2, "mean_final_score"] == pytest.approx((9.0 - 20.7) / 2)
     assert bool(sel.loc[1e-3, "selected"])
     norm = table.set_index("seed").loc[1, "normalised_score"]
     assert norm == 0.0  # a diverged run that never scored sits at the lower bound (random) in aggregates
+
+
+def test_a_diverged_run_scores_as_a_collapse_everywhere(tmp_path):
+    """It scored well before it diverged: it must not rank, aggregate or draw as a good run."""
+    for lr, q in ((1e-4, -15.0), (1e-3, -10.0)):
+        write_run(tmp_path, lr=lr, seed=0, frames=100_000, returns=lambda f, t, q=q: q + 0 * f)
+    write_run(tmp_path, lr=1e-2, seed=0, frames=100_000, returns=lambda f, t: -12.0 + 0 * f)
+    write_run(tmp_path, lr=1e-2, seed=1, frames=100_000, returns=lambda f, t: 10.0 + 0 * f, state="diverged",
+              progress=0.5, error="worker 0: non-finite loss")
+    table, _ = run_table(load_runs([tmp_path]).runs)
+    div = table[table["state"] == "diverged"].iloc[0]
+    assert div["pre_divergence_score"] == pytest.approx(10.0)  # kept, for the record
+    assert div["final_score"] == pytest.approx(-20.7)  # random play (no-op baseline): the collapse score
+    assert div["normalised_score"] == pytest.approx(0.0) and div["score_source"] == "collapse (diverged)"
+    assert (table.loc[table["state"] == "done", "final_score"] >= div["final_score"]).all()
+    sel = select_learning_rates(table, top_k=1).set_index("lr")
+    assert sel.loc[1e-2, "mean_final_score"] == pytest.approx((-12.0 - 20.7) / 2)
+    assert bool(sel.loc[1e-3, "selected"]) and not bool(sel.loc[1e-2, "selected"])
+    # its curve drops to the collapse score where it diverged and stays there to the end of the budget
+    from harness.report.curves import run_curve
+
+    runs = load_runs([tmp_path]).runs
+    frames, wall, score = run_curve(runs, table, int(div.name))
+    assert frames[-1] == 100_000 and score[-1] == pytest.approx(-20.7) and score[0] == pytest.approx(10.0)
+    assert wall[-1] == pytest.approx(2 * wall[np.searchsorted(frames, 50_000)], rel=0.02)  # the rest at its own pace
+    assert (np.diff(frames) > 0).all() and (np.diff(wall) >= 0).all()
+    # the same in the whole report: aggregates see 0, robustness counts lr 1e-2 as not all-good
+    summary = build_report([tmp_path], references={"Pong": -13.0}, top_k=3, bootstrap_reps=REPS, figures=False,
+                           strict=True)
+    runs_csv = pd.read_csv(summary.tables["runs"]["csv"])
+    assert runs_csv.loc[runs_csv["state"] == "diverged", "normalised_score"].tolist() == [0.0]
+    rb = pd.read_csv(summary.tables["robustness"]["csv"]).iloc[0]
+    assert rb["n_lrs_all_good"] == 1  # lr 1e-3 only: 1e-2 has a diverged run, 1e-4 scores -15 < -13
+
+
+def test_speedup_interval_with_one_seed_per_learning_rate_varies_or_is_absent(tmp_path):
+    """The shipped Atari suites have one seed per learning rate: resampling within learning rates
+    would reproduce the data every time and print a zero-width 95% CI."""
+    for threads, slope, seconds, fps in ((1, 1.0, 200, 1000), (4, 5.0, 50, 4000)):
+        for lr, jitter in ((1e-4, 0.8), (1e-3, 1.0), (1e-2, 1.25)):
+            write_run(tmp_path, threads=threads, lr=lr, seed=0, frames=int(seconds * fps), fps=fps,
+                      returns=lambda f, t, s=slope * jitter: s * t)
+    summary = build_report([tmp_path], references={"Pong": 100.0}, top_k=3, bootstrap_reps=REPS, figures=False,
+                           strict=True)
+    sp = summary.speedup.set_index(["game", "threads"])
+    lo, hi = sp.loc[("Pong", 4), ["speedup_ci_low", "speedup_ci_high"]]
+    assert lo < sp.loc[("Pong", 4), "speedup"] < hi  # an interval that reflects run-to-run variation
+    assert np.isnan(sp.loc[("Pong", 1), "speedup_ci_low"])  # 1 thread: 1 by definition, no interval
+    # a line of a single run (top-1, one seed): no interval at all, and none printed
+    one = build_report([tmp_path], out=tmp_path / "top1", references={"Pong": 100.0}, top_k=1, bootstrap_reps=REPS,
+                       figures=False, strict=True)
+    row = one.speedup.set_index(["game", "threads"]).loc[("Pong", 4)]
+    assert np.isfinite(row["speedup"]) and np.isnan(row["speedup_ci_low"]) and np.isnan(row["speedup_ci_high"])
+    md = one.tables["speedup"]["md"].read_text()
+    assert "[" not in md.split("\n", 2)[2]  # no bracketed interval in the table body

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from harness.report.cache import BootstrapCache
-from harness.report.curves import main_optimizers
+from harness.report.curves import main_optimizers, run_curve
 from harness.report.load import Run
 from harness.report.scores import Normaliser, frame_budget, learning_curve
 from harness.report.style import (ThreadColours, algorithm_label, algorithm_order, finish, frame_axis,
@@ -153,7 +153,8 @@ def improvement_table(groups: list[Group], reps: int, cache: BootstrapCache | No
 
 
 def efficiency_curves(groups: list[Group], runs: list[Run], norms: dict[str, Normaliser], reps: int,
-                      cache: BootstrapCache | None, points: int = EFFICIENCY_POINTS) -> tuple[dict, bool]:
+                      cache: BootstrapCache | None, points: int = EFFICIENCY_POINTS,
+                      table: pd.DataFrame | None = None) -> tuple[dict, bool]:
     """IQM of normalised learning curves on a frame grid common to each group's finished runs.
 
     When the runs have different frame budgets (e.g. CartPole beside Atari) the x axis is the
@@ -163,7 +164,7 @@ def efficiency_curves(groups: list[Group], runs: list[Run], norms: dict[str, Nor
     relative = len(budgets) > 1
 
     def curve(i):
-        f, _, s = learning_curve(runs[i])
+        f, _, s = learning_curve(runs[i]) if table is None else run_curve(runs, table, i)
         return (f / frame_budget(runs[i]) if relative else f), None, s
 
     out = {}

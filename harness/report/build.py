@@ -188,7 +188,7 @@ def build_report(
     # bands of profiles and curves are drawn, not tabulated: they use the curve repetitions
     profs = guarded("performance profiles", lambda: agg_mod.profiles(groups, taus, creps, cache), {}) if groups else {}
     effs, eff_relative = guarded("sample-efficiency curves",
-                                 lambda: agg_mod.efficiency_curves(groups, runset.runs, norms, creps, cache),
+                                 lambda: agg_mod.efficiency_curves(groups, runset.runs, norms, creps, cache, table=live),
                                  ({}, False)) if groups else ({}, False)
     tput = guarded("throughput table", lambda: throughput_table(live, reps, cache))
     paper_scores = guarded("scores beside the paper", lambda: paper_score_table(live, selection))

@@ -7,7 +7,10 @@ the best mean final score (the paper averages the three best); a line without an
 drawn from its running runs and labelled as such.  Each run's smoothed curve
 (``scores.learning_curve``) is interpolated onto a common grid of 200 points, once in frames and once
 in wall-clock seconds; the line is the mean over runs at every grid point covered by more than half
-of them, and its band is a 95% percentile bootstrap over seeds, resampled within each learning rate.
+of them, and its band is a 95% percentile bootstrap over its runs (:func:`bootstrap_strata`): resampled
+within each learning rate when every learning rate has two or more runs (seeds), otherwise over all
+the line's runs pooled (e.g. the top-3 learning rates with one seed each); a line of a single run has
+no band.
 """
 
 from __future__ import annotations
@@ -43,8 +46,9 @@ def select_learning_rates(table: pd.DataFrame, top_k: int = 3) -> pd.DataFrame:
     """Rank the learning rates of every (algorithm, game, threads, optimizer) by mean final score.
 
     Finished runs decide; a group without finished runs is ranked on provisional scores (``basis``
-    says which).  A diverged run that never scored counts with the group's lowest score (as drawn in
-    the robustness figure).  A learning rate whose runs have no score ranks last.  Ties go to the
+    says which).  A diverged run already carries its game's collapse score (``scores.run_table``); one
+    left without any score counts with the group's lowest.  A learning rate whose runs have no score
+    ranks last.  Ties go to the
     smaller rate.
     """
     rows = []
@@ -78,7 +82,7 @@ class Line:
     optimizer: str
     runs: list[int]  # row indices into the run table / run list
     lrs: list[float]
-    strata: np.ndarray  # the learning rate of each run (bootstrap strata)
+    strata: np.ndarray | None  # bootstrap stratum of each run (bootstrap_strata); None: one run, no interval
     oversubscribed: bool
     provisional: bool  # no finished run yet: drawn from running runs
     frame_grid: np.ndarray = field(repr=False)
@@ -100,12 +104,24 @@ class Line:
         return label[:-1] + ", running)" if self.provisional else label
 
 
-def curve_band(values: np.ndarray, strata: np.ndarray, reps: int, cache: BootstrapCache | None) -> tuple[np.ndarray, np.ndarray] | None:
-    """95% bootstrap band of the line mean over seeds (resampled within learning rates).
+def bootstrap_strata(lrs: np.ndarray) -> np.ndarray | None:
+    """How a line's runs are resampled for its band and for the speedup's interval.
 
-    ``None`` when no learning rate has two runs (nothing to resample)."""
-    _, counts = np.unique(strata, return_counts=True)
-    if reps <= 0 or counts.max(initial=0) < 2:
+    Within learning rates (the stratum of each run is its rate) when every rate has at least two
+    runs, so the interval is over seeds; otherwise all runs pooled (one stratum), so that it reflects
+    run-to-run variation over the top-k runs, never a resample that cannot vary (with one seed per
+    rate, resampling within rates reproduces the data every time).  ``None`` for a single run."""
+    lrs = np.asarray(lrs)
+    if lrs.size < 2:
+        return None
+    _, counts = np.unique(lrs, return_counts=True)
+    return lrs if counts.min() >= 2 else np.zeros(lrs.size)
+
+
+def curve_band(values: np.ndarray, strata: np.ndarray | None, reps: int, cache: BootstrapCache | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """95% bootstrap band of the line mean (resampled as ``bootstrap_strata`` says); ``None`` for
+    a single run (nothing to resample)."""
+    if reps <= 0 or strata is None:
         return None
 
     def compute(rng):
@@ -120,6 +136,12 @@ def curve_band(values: np.ndarray, strata: np.ndarray, reps: int, cache: Bootstr
     return cache.get(("curve_band", values, strata, reps), compute)
 
 
+def run_curve(runs: list[Run], table: pd.DataFrame, i: int, smooth_frac: float = SMOOTH_FRAC):
+    """Run ``i``'s learning curve; a diverged run's drops to its game's collapse score (scores doc)."""
+    collapse = table.at[i, "collapse_score"] if table.at[i, "state"] == "diverged" else None
+    return learning_curve(runs[i], smooth_frac, collapse)
+
+
 def build_lines(runs: list[Run], table: pd.DataFrame, selection: pd.DataFrame, reps: int = 500,
                 cache: BootstrapCache | None = None, grid_points: int = GRID_POINTS,
                 smooth_frac: float = SMOOTH_FRAC) -> list[Line]:
@@ -127,7 +149,7 @@ def build_lines(runs: list[Run], table: pd.DataFrame, selection: pd.DataFrame, r
     mains = main_optimizers(table)
     chosen = selection[selection["selected"]]
     keys = ["algorithm", "game", "threads", "optimizer"]
-    usable = table[(table["state"] != "failed") & (table["n_episodes"] > 0)]
+    usable = table[(table["state"] != "failed") & ((table["n_episodes"] > 0) | (table["state"] == "diverged"))]
     groups = dict(list(usable.groupby(keys)))
     lines: list[Line] = []
     for (alg, game, threads, opt), sel in chosen.groupby(keys):
@@ -140,7 +162,7 @@ def build_lines(runs: list[Run], table: pd.DataFrame, selection: pd.DataFrame, r
         provisional = not g["finished"].any()
         if not provisional:  # mixing in unfinished runs would bend the mean where they stop
             g = g[g["finished"]]
-        curves = [learning_curve(runs[i], smooth_frac) for i in g.index]
+        curves = [run_curve(runs, table, i, smooth_frac) for i in g.index]
         fmax = max(c[0][-1] for c in curves)
         tmax = max(c[1][-1] for c in curves)
         fgrid = np.linspace(0.0, fmax, grid_points)
@@ -149,7 +171,8 @@ def build_lines(runs: list[Run], table: pd.DataFrame, selection: pd.DataFrame, r
         tord = [np.argsort(c[1], kind="stable") for c in curves]
         tvals = interpolate_to_grid([(c[1][o], c[2][o]) for c, o in zip(curves, tord)], tgrid)
         line = Line(alg, game, int(threads), opt, list(g.index), sorted(sel["lr"].tolist()),
-                    g["lr"].to_numpy(), bool(g["oversubscribed"].any()), provisional, fgrid, fvals, tgrid, tvals)
+                    bootstrap_strata(g["lr"].to_numpy()), bool(g["oversubscribed"].any()), provisional,
+                    fgrid, fvals, tgrid, tvals)
         line.frame_mean, _ = mean_with_coverage(fvals)
         line.time_mean, _ = mean_with_coverage(tvals)
         line.frame_band = curve_band(fvals, line.strata, reps, cache)
@@ -196,12 +219,12 @@ def plot_curves(lines: list[Line], colours: ThreadColours, axis: str = "frames",
     for ax in axes.flat:
         if not ax.get_title():
             ax.set_axis_off()
-    notes = [f"Each line: mean over the runs of the {top_k} best learning rates (n = runs); "
-             "band: 95% bootstrap CI over seeds.",
+    notes = [f"Each line: mean over the runs of the {top_k} best learning rates (n = runs); band: 95% bootstrap "
+             "CI over runs (within learning rates when each has 2+ seeds, else over the line's runs pooled).",
              "Score: training-episode return, centred moving average over 5% of the frame budget. "
              f"Frames are summed over all threads; 1 epoch = {epoch_frames / 1e6:g}M frames."]
     if any((ln.frame_band if axis == "frames" else ln.time_band) is None for ln in lines):
-        notes.append("Lines without a band: every learning rate has a single seed, so there is nothing to resample.")
+        notes.append("Lines without a band: a single run, so there is nothing to resample.")
     if any_oversub:
         notes.append(OVERSUB_NOTE)
     title = ("Data efficiency (cf. Fig. 3): score vs training data" if axis == "frames"

@@ -1,8 +1,8 @@
 """Robustness to the learning rate (cf. Fig. 2 and Fig. S11) and to the optimizer (cf. Fig. S5).
 
 * Fig. 2 view: final score vs learning rate (log axis), a panel per algorithm x game, a point per run
-  coloured by thread count (main optimizer only).  Diverged runs are red crosses (at the panel's
-  bottom when they never scored), running runs hollow circles (provisional scores).
+  coloured by thread count (main optimizer only).  Diverged runs are red crosses at their game's
+  collapse score (``scores`` module doc), running runs hollow circles (provisional scores).
 * "Good score" of a game = its reference score (the one the speedup uses).  The share of learning
   rates whose finished runs *all* reach it is reported per algorithm, game and thread count; a
   learning rate with a diverged or unscored run does not count as all-good.
@@ -117,7 +117,8 @@ def plot_robustness(table: pd.DataFrame, robust: pd.DataFrame, colours: ThreadCo
         handles.append(Line2D([], [], ls="", marker="x", color="#d62728", mew=1.6, label="diverged"))
     handles.append(Line2D([], [], ls="--", color="0.4", label="good score (= reference)"))
     notes = ["Each point: one run (main optimizer), thread counts side by side around each learning rate. "
-             "Diverged runs that never scored sit at the panel's lowest score.",
+             "Diverged runs (red crosses) score as collapses: the lower of random play (or the environment's "
+             "lower bound) and the lowest score of any run of the game.",
              "All-good LRs: share of learning rates whose finished runs all reach the good score (dashed line: the "
              "game's speedup reference), per thread count."]
     if any(data["oversubscribed"]):

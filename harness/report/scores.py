@@ -15,7 +15,13 @@ Score definition (also printed in every report)
   the report's ``runs.csv`` says which one each run used.
 * Only finished runs (state ``done`` or ``diverged``) enter final-score analyses (learning-rate
   selection, robustness, aggregates); running and interrupted runs are drawn as provisional.
-  A diverged run that never finished an episode counts as the game's lower normalisation bound.
+* **A diverged run is a collapse**: its final score is the game's *collapse score*, the lower of the
+  game's lower normalisation bound (random play for Atari, human-normalised 0; ``min_score`` of
+  ``env_bounds.csv`` otherwise) and the lowest final score of any run of that game in the report,
+  so a diverged run never ranks above a run that did not diverge, whatever it scored before it
+  diverged (kept in ``runs.csv`` as ``pre_divergence_score``).  Its learning curve drops to the
+  collapse score where it diverged and stays there to the end of its frame budget (on the
+  wall-clock axis: to the time the budget would have taken at the run's throughput).
 * **Normalised score**: Atari games (``is_atari``) are human-normalised,
   ``(score - random) / |human - random|`` (1.0 = human), with the random and human scores of the
   chosen baseline table (``no-op``: Mnih et al. 2015 Extended Data Table 2, the default because the
@@ -48,6 +54,9 @@ on the frame axis (frames summed over all threads) and on the wall-clock axis.</
 every completed run of the game has one; otherwise, for all runs of that game, the mean raw return of
 the training episodes that ended in the last 10% of the frames the run reached. Only finished runs
 (done or diverged) enter final-score analyses; running runs are shown as provisional.</p>
+<p><b>Diverged runs</b> are collapses: their final score is the game's collapse score (the lower of
+random play, or the environment's lower bound, and the lowest final score of any run of the game), and
+their learning curves drop to it where they diverged and stay there to the end of the budget.</p>
 <p><b>Normalised score</b>: Atari games are human-normalised, (score &minus; random) / |human &minus;
 random| (1.0 = human); other environments are min&ndash;max normalised with the stated bounds.</p>
 """
@@ -156,13 +165,29 @@ def frames_reached(run: Run) -> float:
     return float(reached)
 
 
-def learning_curve(run: Run, smooth_frac: float = SMOOTH_FRAC) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(frames, wall_seconds, smoothed score)`` at each training episode's end (see module doc)."""
-    if run.ep_frames.size == 0:
-        empty = np.empty(0)
-        return empty, empty, empty
-    smoothed = centred_window_mean(run.ep_frames, run.ep_return, smooth_frac * frame_budget(run))
-    return run.ep_frames, run.ep_wall, smoothed
+def learning_curve(run: Run, smooth_frac: float = SMOOTH_FRAC,
+                   collapse: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(frames, wall_seconds, smoothed score)`` at each training episode's end (see module doc).
+
+    ``collapse``: for a diverged run, its collapse score; the curve then drops to it at the frame
+    where the run diverged and stays there to the end of the frame budget.
+    """
+    frames, wall = run.ep_frames, run.ep_wall
+    smoothed = (centred_window_mean(frames, run.ep_return, smooth_frac * frame_budget(run)) if frames.size
+                else np.empty(0))
+    if collapse is None or not np.isfinite(collapse):
+        return frames, wall, smoothed
+    end, budget = frames_reached(run), frame_budget(run)
+    wall_end = _number(run.status.get("wall_seconds"))
+    if not np.isfinite(wall_end):
+        wall_end = float(wall[-1]) if wall.size else 0.0
+    # from where it diverged to the end of the budget, at the run's own pace on the wall-clock axis
+    start = float(end) if not frames.size or frames[-1] < end else float(np.nextafter(frames[-1], np.inf))
+    rate = wall_end / end if end > 0 and wall_end > 0 else 0.0
+    extra_f = [start] + ([float(budget)] if budget > start else [])
+    extra_w = [wall_end + rate * (f - end) for f in extra_f]
+    return (np.concatenate([frames, extra_f]), np.concatenate([wall, extra_w]),
+            np.concatenate([smoothed, np.full(len(extra_f), float(collapse))]))
 
 
 def training_final_score(run: Run, window_frac: float = FINAL_WINDOW_FRAC) -> float:
@@ -275,21 +300,36 @@ def run_table(runs: list[Run], baseline: str = "no-op", window_frac: float = FIN
     table["score_source"] = ""
     norms: dict[str, Normaliser] = {}
     table["normalised_score"] = np.nan
+    table["pre_divergence_score"] = np.nan
+    table["collapse_score"] = np.nan
     for game, idx in table.groupby("game").groups.items():
         idx = list(idx)
         scores, sources = final_scores([runs[i] for i in idx], window_frac)
-        table.loc[idx, "final_score"] = scores
-        table.loc[idx, "score_source"] = sources
+        diverged = table.loc[idx, "state"].to_numpy() == "diverged"
         is_atari = bool(table.loc[idx, "is_atari"].any())
         norm = normaliser_for(game, is_atari, baseline, scores)
+        floor = collapse_score(norm, scores)
+        if diverged.any():
+            table.loc[idx, "pre_divergence_score"] = np.where(diverged, scores, np.nan)
+            scores = np.where(diverged, floor, scores)
+            sources = ["collapse (diverged)" if d else s for d, s in zip(diverged, sources)]
+        table.loc[idx, "collapse_score"] = floor
+        table.loc[idx, "final_score"] = scores
+        table.loc[idx, "score_source"] = sources
         if norm is None:
             continue
         norms[game] = norm
-        normalised = norm(scores)
-        # A diverged run that never finished an episode counts as the lower bound (0).
-        diverged_empty = (table.loc[idx, "state"].to_numpy() == "diverged") & ~np.isfinite(scores)
-        table.loc[idx, "normalised_score"] = np.where(diverged_empty, 0.0, normalised)
+        table.loc[idx, "normalised_score"] = norm(scores)
     return table, norms
+
+
+def collapse_score(norm: Normaliser | None, scores: np.ndarray) -> float:
+    """The score of a diverged run of a game (see module doc): the lower of the game's lower
+    normalisation bound and the lowest final score of its runs; NaN when neither exists."""
+    finite = np.asarray(scores, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    candidates = ([norm.low] if norm is not None else []) + ([float(finite.min())] if finite.size else [])
+    return float(min(candidates)) if candidates else float("nan")
 
 
 PAPER_SCORE_COLUMNS = ["game", "algorithm", "threads", "our_final_score", "n_runs", "paper_a3c_ff_1day",

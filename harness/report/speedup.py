@@ -4,10 +4,13 @@
   first time the mean curve is at or above the reference, linearly interpolated between grid points.
 * Reference score per game: ``--reference GAME=SCORE`` first, then a suite's ``reference_scores``,
   then the default rule (``default_reference``).
-* The 95% CI is a percentile bootstrap over seeds: the runs of every line are resampled within
-  their learning rates, the curve re-averaged and the crossing found again; 1-thread and n-thread
-  lines are resampled independently.  A resample that never reaches the reference has an infinite
-  time, so its speedup is 0 (n threads never reach) or infinite (1 thread never reaches).
+* The 95% CI is a percentile bootstrap over runs: the runs of every line are resampled (within
+  their learning rates when each has two or more seeds, else pooled over the line's top-k runs:
+  ``curves.bootstrap_strata``), the curve re-averaged and the crossing found again; 1-thread and
+  n-thread lines are resampled independently.  A resample that never reaches the reference has an
+  infinite time, so its speedup is 0 (n threads never reach) or infinite (1 thread never reaches).
+  No interval is given where it could not vary: the 1-thread row (1 by definition), and a row whose
+  1-thread or n-thread line is a single run.
 * A game where a thread count never reaches the reference is reported as ``not reached`` (no number)
   and is left out of the mean over games for *every* thread count of that algorithm, so the mean
   always averages the same games.
@@ -88,8 +91,9 @@ def resolve_references(lines: list[Line], cli: dict[str, float] | None, suites: 
 
 
 def crossing_samples(line: Line, reference: float, reps: int, cache: BootstrapCache | None) -> np.ndarray:
-    """Bootstrap samples (over seeds within learning rates) of the time to reach ``reference``."""
-    if reps <= 0:
+    """Bootstrap samples (``curves.bootstrap_strata``) of the time to reach ``reference``; empty when
+    the line cannot be resampled (a single run)."""
+    if reps <= 0 or line.strata is None:
         return np.empty(0)
 
     def compute(rng):
@@ -165,9 +169,11 @@ def speedup_table(lines: list[Line], references: pd.DataFrame, table: pd.DataFra
                     else:
                         row["status"] = "reached"
                         row["speedup"] = float(t1 / tn)
-                        sn = s1 if threads == 1 else crossing_samples(ln, ref, reps, cache)
-                        samples[(alg, game, threads)] = _ratio(s1, sn) if threads != 1 else np.ones_like(s1)
-                        row["speedup_ci_low"], row["speedup_ci_high"] = _ci(samples[(alg, game, threads)])
+                        if threads != 1:  # 1 thread: 1 by definition, no interval
+                            sn = crossing_samples(ln, ref, reps, cache)
+                            if s1.size and sn.size:  # both lines resampled, or no interval at all
+                                samples[(alg, game, threads)] = _ratio(s1, sn)
+                                row["speedup_ci_low"], row["speedup_ci_high"] = _ci(samples[(alg, game, threads)])
                 game_rows.append(row)
             rows.extend(game_rows)
             per_alg_games[alg][game] = game_rows
