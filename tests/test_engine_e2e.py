@@ -98,6 +98,9 @@ def test_episodes_are_written_in_the_order_of_frames(tmp_path):
     episodes = pd.read_csv(tmp_path / "episodes.csv")
     assert len(episodes) > 1000 and set(episodes["worker"]) == {0, 1}
     assert episodes["frames"].is_monotonic_increasing
+    status = json.loads((tmp_path / "status.json").read_text())
+    # start-up (spawn, imports, env, net) is recorded so the report can count time from the workers' start
+    assert 0 < status["startup_seconds"] <= episodes["wall_seconds"].iloc[0]
 
 
 def test_worker_exception_fails_the_run_with_its_error(tmp_path):

@@ -519,3 +519,25 @@ def test_speedup_interval_with_one_seed_per_learning_rate_varies_or_is_absent(tm
     assert np.isfinite(row["speedup"]) and np.isnan(row["speedup_ci_low"]) and np.isnan(row["speedup_ci_high"])
     md = one.tables["speedup"]["md"].read_text()
     assert "[" not in md.split("\n", 2)[2]  # no bracketed interval in the table body
+
+
+def test_paper_table2_stands_only_beside_a_mean_over_atari_games(tmp_path):
+    linear_runs(tmp_path, threads=1, slope=1.0, seconds=200, fps=1000, game="CartPole-v1")
+    linear_runs(tmp_path, threads=4, slope=5.0, seconds=50, fps=4000, game="CartPole-v1")
+    summary = build_report([tmp_path], references={"CartPole-v1": 100.0}, bootstrap_reps=REPS, figures=False,
+                           strict=True)
+    mean4 = summary.speedup.set_index(["game", "threads"]).loc[("mean", 4)]
+    assert mean4["speedup"] == pytest.approx(5.0, rel=1e-6) and np.isnan(mean4["paper_speedup"])
+    assert "mean of 1 (CartPole-v1)" in summary.tables["speedup"]["md"].read_text()
+
+
+def test_time_to_reference_is_counted_from_the_workers_start(tmp_path):
+    """10 s of start-up before the first update must not count against the run."""
+    for threads, slope, seconds, fps in ((1, 1.0, 200, 1000), (4, 5.0, 50, 4000)):
+        write_run(tmp_path, threads=threads, seed=0, frames=int(seconds * fps), fps=fps, n_episodes=400,
+                  returns=lambda f, t, s=slope: s * np.maximum(t - 10.0, 0.0), status_extra={"startup_seconds": 10.0})
+    summary = build_report([tmp_path], references={"Pong": 100.0}, bootstrap_reps=0, figures=False, strict=True)
+    sp = summary.speedup.set_index(["game", "threads"])
+    assert sp.loc[("Pong", 4), "time_to_reference_s"] == pytest.approx(20.0, rel=0.02)
+    assert sp.loc[("Pong", 4), "time_to_reference_1thread_s"] == pytest.approx(100.0, rel=0.02)
+    assert sp.loc[("Pong", 4), "speedup"] == pytest.approx(5.0, rel=0.03)

@@ -134,6 +134,7 @@ def train(
     opt_state = OptimizerState.allocate(cfg.optimizer, params.numel(), cfg.threads)
 
     frames0, elapsed0, snapshots = 0, 0.0, []
+    previous = store.read_json(out_dir / "status.json") or {}
     ckpt_path = out_dir / CHECKPOINT
     if resume and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
@@ -160,6 +161,8 @@ def train(
         "wall_seconds": elapsed0,
         "frames_per_second": None,
         "resumed_from_frames": frames0 or None,
+        # wall seconds from the run's start to its first update (kept from the first start on resume)
+        "startup_seconds": previous.get("startup_seconds") if frames0 else None,
         "host": store.host_info(cfg.threads),
         "versions": store.versions(),
         "pid": os.getpid(),
@@ -217,6 +220,8 @@ def train(
                 state, error = "diverged", payload[1]
             elif kind == "phases":
                 phases[payload[0]] = payload[1]
+            elif kind == "started" and frames0 == 0 and status.get("startup_seconds") is None:
+                status["startup_seconds"] = payload[1]  # the first update of any worker ends start-up
         if rows:
             episodes_log.append(rows)
             n_episodes += len(rows)

@@ -159,6 +159,7 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
     clock = time.perf_counter
     phases = PhaseTimes()
     warmup_segments = max(1, WARMUP_STEPS // t_max)  # time the loop only once start-up is over
+    started = None
 
     while not stop.is_set() and T < budget:
         t0 = clock()
@@ -191,6 +192,9 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
                     channel.send(("episode", {"frames": T, "wall_seconds": now, "worker": rank, "return": ret, "length": length}))
         t4 = clock()
         opt.step(params, grad, linear_lr(lr0, T, budget))
+        if started is None:  # the end of start-up: this worker's first update
+            started = round(time.time() - shared.t0, 3)
+            send(shared, ("started", rank, started))
         if target_net is not None and T // target_every > (T - n) // target_every:
             shared.target.copy_(params)  # θ⁻ ← θ every target_update_frames frames
         t5 = clock()

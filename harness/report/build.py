@@ -380,7 +380,8 @@ def _page(summary: ReportSummary, runset, table, dirs, out, top_k, baseline, rep
 
     norm_text = ("no-op starts (Mnih et al. 2015, Nature DQN, Extended Data Table 2): the harness plays from no-op "
                  "starts, so this is the matching table" if baseline == "no-op" else
-                 "human starts (Mnih et al. 2016, Table S3); note that the harness itself plays from no-op starts")
+                 "human starts (Nair et al. 2015, Gorila; also printed by van Hasselt et al. 2015, Double DQN); note "
+                 "that the harness itself plays from no-op starts")
     page.add("definitions", "Definitions",
              SCORE_DEFINITION_HTML
              + f"<p><b>Human/random baseline</b> for Atari: {H.esc(norm_text)}.</p>"

@@ -5,7 +5,8 @@ Score definition (also printed in every report)
 * **Learning curve of a run**: the raw (unclipped) game score of its training episodes
   (``episodes.csv`` ``return``), smoothed by a *centred* moving average over a window of 5% of the
   run's frame budget (``config.json`` ``frames``), placed at each episode's end on the frame axis
-  (global frames summed over threads) and on the wall-clock axis (``wall_seconds``).  A centred
+  (global frames summed over threads) and on the wall-clock axis (``wall_seconds``, counted from the
+  workers' start: ``status.json`` ``startup_seconds`` is subtracted, see ``wall_from_start``).  A centred
   window does not lag, so the time at which a curve reaches a score does not depend on how many
   episodes per second the thread count produces.
 * **Final score of a run**: the ``mean_return`` of the run's last evaluation (``evals.csv``) when
@@ -25,7 +26,8 @@ Score definition (also printed in every report)
 * **Normalised score**: Atari games (``is_atari``) are human-normalised,
   ``(score - random) / |human - random|`` (1.0 = human), with the random and human scores of the
   chosen baseline table (``no-op``: Mnih et al. 2015 Extended Data Table 2, the default because the
-  harness plays from no-op starts; ``human-start``: Mnih et al. 2016 Table S3).  Other environments
+  harness plays from no-op starts; ``human-start``: Nair et al. 2015 (Gorila), also printed by van
+  Hasselt et al. 2015 (Double DQN); the A3C paper's Table S3 has the A3C scores, not these).  Other environments
   are min-max normalised with the bounds in ``harness/data/env_bounds.csv`` (CartPole-v1: 0..500),
   or the observed minimum and maximum over the report's runs when the environment is not listed.
 """
@@ -49,7 +51,8 @@ FINAL_WINDOW_FRAC = 0.10  # final-score window, fraction of the frames reached
 SCORE_DEFINITION_HTML = """
 <p><b>Learning curve</b> of a run: the raw (unclipped) game score of its training episodes,
 smoothed by a centred moving average over 5% of the run's frame budget, placed at each episode's end
-on the frame axis (frames summed over all threads) and on the wall-clock axis.</p>
+on the frame axis (frames summed over all threads) and on the wall-clock axis (counted from the workers'
+start, so process start-up is not charged to the method).</p>
 <p><b>Final score</b> of a run: the mean return of its last evaluation (<code>evals.csv</code>) when
 every completed run of the game has one; otherwise, for all runs of that game, the mean raw return of
 the training episodes that ended in the last 10% of the frames the run reached. Only finished runs
@@ -165,6 +168,17 @@ def frames_reached(run: Run) -> float:
     return float(reached)
 
 
+def wall_from_start(run: Run, wall):
+    """Wall-clock seconds counted from the workers' start (the run's first update) instead of the
+    run's start: ``status.json`` ``startup_seconds`` (process spawn, imports, environments, network)
+    is subtracted, so that time-to-reference does not charge short runs with start-up. Runs without
+    that key are left as they are."""
+    startup = _number(run.status.get("startup_seconds"), 0.0)
+    if not np.isfinite(startup) or startup <= 0:
+        return wall
+    return np.maximum(np.asarray(wall, dtype=float) - startup, 0.0)
+
+
 def learning_curve(run: Run, smooth_frac: float = SMOOTH_FRAC,
                    collapse: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(frames, wall_seconds, smoothed score)`` at each training episode's end (see module doc).
@@ -172,13 +186,13 @@ def learning_curve(run: Run, smooth_frac: float = SMOOTH_FRAC,
     ``collapse``: for a diverged run, its collapse score; the curve then drops to it at the frame
     where the run diverged and stays there to the end of the frame budget.
     """
-    frames, wall = run.ep_frames, run.ep_wall
+    frames, wall = run.ep_frames, wall_from_start(run, run.ep_wall)
     smoothed = (centred_window_mean(frames, run.ep_return, smooth_frac * frame_budget(run)) if frames.size
                 else np.empty(0))
     if collapse is None or not np.isfinite(collapse):
         return frames, wall, smoothed
     end, budget = frames_reached(run), frame_budget(run)
-    wall_end = _number(run.status.get("wall_seconds"))
+    wall_end = float(wall_from_start(run, _number(run.status.get("wall_seconds"))))
     if not np.isfinite(wall_end):
         wall_end = float(wall[-1]) if wall.size else 0.0
     # from where it diverged to the end of the budget, at the run's own pace on the wall-clock axis

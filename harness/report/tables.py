@@ -68,7 +68,7 @@ def readable_speedup(speedup: pd.DataFrame) -> pd.DataFrame:
         reached = r["status"] == "reached"
         rows.append({
             "algorithm": algorithm_label(r["algorithm"]),
-            "game": r["game"] if r["game"] != "mean" else f"mean of {int(r['n_games'])}",
+            "game": r["game"] if r["game"] != "mean" else f"mean of {int(r['n_games'])} ({', '.join(str(r['games']).split())})",
             "threads": int(r["threads"]),
             "speedup [95% CI]": with_ci(r["speedup"], r["speedup_ci_low"], r["speedup_ci_high"]) if reached else r["status"],
             "efficiency": fmt(r["efficiency"]) if reached else "",
