@@ -193,3 +193,100 @@ def test_breakout_with_life_loss_terminals_logs_whole_games():
     # the same random play gives the same games: 5 lives each, not one game per life
     assert len(games) >= 10 and games == whole
     assert 4 * len(games) <= len(life_terminals) <= 4 * (len(games) + 1)  # 4 life losses per game (and the one in progress)
+
+
+def test_target_network_is_refreshed_exactly_when_t_crosses_a_multiple_of_the_period():
+    from harness.engine.worker import crosses_multiple
+
+    assert crosses_multiple(39_980, 40_000, 40_000)  # lands on the multiple
+    assert crosses_multiple(39_990, 40_010, 40_000)  # steps over it within one segment
+    assert not crosses_multiple(40_000, 40_020, 40_000)  # already refreshed at 40,000
+    assert not crosses_multiple(0, 39_999, 40_000)
+    assert crosses_multiple(79_990, 80_010, 40_000) and not crosses_multiple(80_010, 80_030, 40_000)
+    # over a run of 5-step Atari segments (20 frames) two workers interleaving, θ⁻ is refreshed once per period
+    T, refreshes = 0, []
+    for _ in range(10_000):
+        before, T = T, T + 20
+        if crosses_multiple(before, T, 40_000):
+            refreshes.append(T)
+    assert refreshes == [40_000, 80_000, 120_000, 160_000, 200_000]
+
+
+def test_engine_copies_theta_into_the_target_network_at_the_period(tmp_path):
+    """One worker, θ⁻ every 1,000 frames, a budget of 5,000: the last segment crosses 5,000, a
+    multiple of the period, so θ⁻ is refreshed after the last update and equals the final θ exactly."""
+    from harness.engine import train
+
+    cfg = make_run_config(algorithm="one_step_q", env="CartPole-v1", threads=1, seed=3, frames=5_000,
+                          hyperparameters={"target_update_frames": 1_000}, eval={"episodes": 0})
+    assert train(cfg, tmp_path).state == "done"
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert ckpt["frames"] >= 5_000
+    initial = flatten_into(initial_network(cfg, load_algorithm("one_step_q")(), make_env(cfg.env_spec, cfg.env_settings)))
+    assert not torch.equal(ckpt["target"], initial.detach())  # θ⁻ was refreshed during the run
+    assert torch.equal(ckpt["target"], ckpt["params"])
+
+
+class _TimeLimitEnv:
+    """Rewards 1 per step; a real terminal at step `terminal_at`, else the time limit cuts at `limit`."""
+
+    n_actions = 2
+
+    def __init__(self, limit, terminal_at=None):
+        self.limit, self.terminal_at, self.t = limit, terminal_at, 0
+
+    def reset(self, seed=None):
+        self.t = 0
+        return np.zeros(1, dtype=np.float32)
+
+    def step(self, a):
+        self.t += 1
+        obs = np.full(1, float(self.t), dtype=np.float32)
+        if self.t == self.terminal_at:
+            return self.reset(), 1.0, True, True, obs
+        if self.t == self.limit:  # truncated: over, not terminal
+            return self.reset(), 1.0, False, True, obs
+        return obs, 1.0, False, False, None
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_time_limit_is_bootstrapped_and_a_real_terminal_is_not(terminal):
+    cls = load_algorithm("one_step_q")
+    algo = cls(cls.make_hyperparameters("vector", {"gamma": 0.5}))
+    env = _TimeLimitEnv(limit=3, terminal_at=3 if terminal else None)
+    col = SegmentCollector(env, algo, t_max=5, clip_rewards=True)
+    net = nn.Linear(1, 2)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+        net.bias.zero_()  # Q(s, ·) = s for both actions
+    seg, finished = col.collect(net, 0, np.random.default_rng(0))
+    assert finished == [(3.0, 3)] and len(seg) == 3 and seg.terminal is terminal
+    assert seg.next_obs.tolist() == [[3.0]]  # the last state of the episode, not the next one's first
+    loss, _ = algo.loss(net, net, seg)
+    # targets r + γ max Q(s') for s' = 1, 2, 3 (the last one cut by the time limit) or 0 after a terminal
+    q = torch.tensor([0.0, 1.0, 2.0])
+    y = torch.tensor([1 + 0.5 * 1, 1 + 0.5 * 2, 1.0 if terminal else 1 + 0.5 * 3])
+    assert float(loss.detach()) == pytest.approx(float(((y - q) ** 2).sum()))
+
+
+def test_atari_network_shapes_are_the_mnih_2013_net():
+    import gymnasium as gym
+
+    from algorithms.networks import ActorCriticNetwork, AtariTorso, QNetwork
+
+    space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    torso = AtariTorso()
+    conv1, conv2 = torso.conv[0], torso.conv[2]
+    assert (conv1.in_channels, conv1.out_channels, conv1.kernel_size, conv1.stride) == (4, 16, (8, 8), (4, 4))
+    assert (conv2.in_channels, conv2.out_channels, conv2.kernel_size, conv2.stride) == (16, 32, (4, 4), (2, 2))
+    assert torso.fc[0].in_features == 32 * 9 * 9 and torso.fc[0].out_features == 256  # 84 -> 20 -> 9
+    x = torch.randint(0, 256, (3, 4, 84, 84), dtype=torch.uint8)
+    q = QNetwork(space, 6)
+    assert q(x).shape == (3, 6)
+    ac = ActorCriticNetwork(space, 6)
+    logits, v = ac(x)
+    assert logits.shape == (3, 6) and v.shape == (3,)
+    assert ac.value_torso is None  # images: one torso under both heads, as in the paper
+    n_torso = sum(p.numel() for p in torso.parameters())
+    assert n_torso == (4 * 16 * 64 + 16) + (16 * 32 * 16 + 32) + (2592 * 256 + 256)
+    assert sum(p.numel() for p in ac.parameters()) == n_torso + (256 * 6 + 6) + (256 + 1)

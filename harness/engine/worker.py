@@ -77,6 +77,13 @@ def worker_seeds(run_seed: int, worker: int) -> tuple[int, int]:
     return int(a), int(b)
 
 
+def crosses_multiple(before: int, after: int, period: int) -> bool:
+    """Whether the frame counter passed a multiple of ``period`` going from ``before`` to ``after``
+    (``before < k·period <= after``): when θ⁻ ← θ (the paper's T mod I_target == 0, for counters
+    that move by a whole segment at a time)."""
+    return after // period > before // period
+
+
 def _die_with_parent() -> None:
     """Linux: have the kernel SIGKILL this process if the supervisor dies (no orphans)."""
     try:
@@ -195,7 +202,7 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
         if started is None:  # the end of start-up: this worker's first update
             started = round(time.time() - shared.t0, 3)
             send(shared, ("started", rank, started))
-        if target_net is not None and T // target_every > (T - n) // target_every:
+        if target_net is not None and crosses_multiple(T - n, T, target_every):
             shared.target.copy_(params)  # θ⁻ ← θ every target_update_frames frames
         t5 = clock()
         if warmup_segments:
