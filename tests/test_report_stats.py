@@ -123,3 +123,61 @@ def test_percentile_interval_matches_numpy():
     np.testing.assert_allclose(hi, np.nanquantile(samples, 0.975, axis=0, method="inverted_cdf"))
     lo, hi = stats.percentile_interval(np.full((5, 2), np.nan))
     assert np.isnan(lo).all() and np.isnan(hi).all()
+
+
+def _rliable_interval(score_dict_value, func, reps):
+    from rliable import library as rly
+
+    _, ci = rly.get_interval_estimates({"x": score_dict_value}, func, reps=reps,
+                                       random_state=np.random.RandomState(0))
+    return ci["x"]
+
+
+def test_bootstrap_intervals_agree_with_rliable():
+    """The report's vectorised stratified bootstrap gives rliable's percentile intervals (up to Monte
+    Carlo error): aggregates, probability of improvement and performance profiles."""
+    import warnings
+
+    from rliable import library as rly
+    from rliable import metrics
+
+    from harness.report.aggregates import point_aggregates, point_improvement, point_profile
+
+    reps = 3000
+    rng = np.random.default_rng(7)
+    scores = rng.normal(1.0, 0.5, size=(12, 4))
+    four = lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_median(x), metrics.aggregate_mean(x),
+                               metrics.aggregate_optimality_gap(x)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # arch: random_state deprecation inside rliable
+        ref = _rliable_interval(scores, four, reps)
+    boot = stats.stratified_bootstrap(scores, stats.aggregate_metrics, reps, np.random.default_rng(0))
+    lo, hi = stats.percentile_interval(boot)
+    spread = boot.std(axis=0)
+    assert np.all(np.abs(lo - ref[0]) < 0.15 * spread) and np.all(np.abs(hi - ref[1]) < 0.15 * spread)
+    assert point_aggregates(scores) == pytest.approx(four(scores))
+
+    x, y = rng.normal(1.2, 0.5, size=(6, 3)), rng.normal(1.0, 0.5, size=(5, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        ref = _rliable_interval([x, y], metrics.probability_of_improvement, reps)
+    cx, cy = np.isfinite(x).sum(axis=0), np.isfinite(y).sum(axis=0)
+    g = np.random.default_rng(1)
+    bx = np.take_along_axis(x[None], stats.stratified_task_indices(cx, x.shape[0], reps, g), axis=1)
+    by = np.take_along_axis(y[None], stats.stratified_task_indices(cy, y.shape[0], reps, g), axis=1)
+    boot = stats.probability_of_improvement(bx, by)
+    lo, hi = stats.percentile_interval(boot)
+    assert abs(lo - ref[0][0]) < 0.25 * boot.std() and abs(hi - ref[1][0]) < 0.25 * boot.std()
+    assert point_improvement(x, y) == pytest.approx(metrics.probability_of_improvement(x, y))
+
+    taus = np.linspace(0, 2, 9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        ref = _rliable_interval(scores, lambda s: rly.score_distributions(s, taus), 1000)
+    boot = stats.stratified_bootstrap(scores, lambda s: stats.performance_profile(s, taus), 1000, np.random.default_rng(2))
+    lo, hi = stats.percentile_interval(boot)
+    assert np.all(np.abs(lo - ref[0]) <= 0.03) and np.all(np.abs(hi - ref[1]) <= 0.03)  # steps of 1/48
+    assert point_profile(scores, taus) == pytest.approx(rly.score_distributions(scores, taus))
+    # uneven run counts: the NaN-aware functions, which rliable cannot take
+    ragged = stats.pad_ragged([[1.0, 2.0, 3.0], [10.0]])
+    assert point_aggregates(ragged) == pytest.approx(stats.aggregate_metrics(ragged))
