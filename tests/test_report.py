@@ -541,3 +541,26 @@ def test_time_to_reference_is_counted_from_the_workers_start(tmp_path):
     assert sp.loc[("Pong", 4), "time_to_reference_s"] == pytest.approx(20.0, rel=0.02)
     assert sp.loc[("Pong", 4), "time_to_reference_1thread_s"] == pytest.approx(100.0, rel=0.02)
     assert sp.loc[("Pong", 4), "speedup"] == pytest.approx(5.0, rel=0.03)
+
+
+def test_curves_and_speedup_from_evaluation_snapshots(tmp_path):
+    """Training returns include ε = 0.5 exploration; --curves eval reads the evaluation snapshots."""
+    for threads, slope, seconds, fps in ((1, 1.0, 200, 1000), (4, 5.0, 50, 4000)):
+        # training episodes lag far behind (exploration); evaluations follow slope * t exactly
+        write_run(tmp_path, threads=threads, seed=0, frames=int(seconds * fps), fps=fps, evals=100,
+                  returns=lambda f, t, s=slope: s * t)
+        ep = tmp_path / f"a3c-Pong-t{threads}-lr0.001-s0-shared_rmsprop" / "episodes.csv"
+        df = pd.read_csv(ep)
+        df["return"] = df["return"] * 0.5
+        df.to_csv(ep, index=False)
+    train = build_report([tmp_path], references={"Pong": 100.0}, bootstrap_reps=0, figures=False, strict=True)
+    ev = build_report([tmp_path], out=tmp_path / "eval-report", references={"Pong": 100.0}, bootstrap_reps=0,
+                      figures=False, strict=True, curves="eval")
+    t_train = train.speedup.set_index(["game", "threads"]).loc[("Pong", 4), "time_to_reference_s"]
+    t_eval = ev.speedup.set_index(["game", "threads"]).loc[("Pong", 4), "time_to_reference_s"]
+    assert t_eval == pytest.approx(20.0, rel=0.03) and t_train == pytest.approx(40.0, rel=0.05)
+    with pytest.raises(ReportError, match="curves must be one of"):
+        build_report([tmp_path], curves="evaluation", figures=False)
+    result = CliRunner().invoke(report, [str(tmp_path), "--curves", "eval", "--bootstrap-reps", "0",
+                                         "--out", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output

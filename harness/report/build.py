@@ -19,7 +19,7 @@ from harness.report.cache import BootstrapCache
 from harness.report.curves import build_lines, main_optimizers, plot_curves, select_learning_rates
 from harness.report.load import REPORT_MARKER, ReportError, load_runs
 from harness.report.robustness import optimizer_varies, plot_optimizers, plot_robustness, robustness_table
-from harness.report.scores import BASELINES, SCORE_DEFINITION_HTML, paper_score_table, run_table
+from harness.report.scores import BASELINES, CURVE_SOURCES, SCORE_DEFINITION_HTML, paper_score_table, run_table
 from harness.report.speedup import DEFAULT_REFERENCE_RULE, plot_speedup, resolve_references, speedup_table
 from harness.report.render import render_figures
 from harness.report.style import EPOCH_FRAMES, ThreadColours, set_theme
@@ -85,6 +85,7 @@ def build_report(
     use_cache: bool = True,
     strict: bool = False,
     epoch_frames: int = EPOCH_FRAMES,
+    curves: str = "train",
 ) -> ReportSummary:
     """Write the report of the run folders under ``results_dirs`` into ``out``
     (default ``<first results dir>/report``) and return what was written.
@@ -95,7 +96,9 @@ def build_report(
     tables and index.html only (quick numbers, fast tests).  Figures are drawn by ``workers``
     processes (default: 2 where there are 2 cores).  Raises ``ReportError`` (one-line
     message) when a directory is missing or nothing can be reported.  A failing figure is listed as a
-    problem instead of aborting the report, unless ``strict``.
+    problem instead of aborting the report, unless ``strict``.  ``curves``: the learning curves of
+    Figs. 3 and 4 and the speedup come from training episodes (``"train"``, the default, as in the
+    paper's figures) or from the evaluation snapshots (``"eval"``, runs with ``eval_every_frames``).
     """
     t0 = time.perf_counter()
     dirs = [Path(d) for d in results_dirs]
@@ -103,6 +106,8 @@ def build_report(
         raise ReportError("no results directory given")
     if top_k < 1:
         raise ReportError(f"top_k must be at least 1, not {top_k}")
+    if curves not in CURVE_SOURCES:
+        raise ReportError(f"curves must be one of {', '.join(CURVE_SOURCES)}, not {curves!r}")
     if baseline not in BASELINES:
         raise ReportError(f"baseline must be one of {', '.join(BASELINES)}, not {baseline!r}")
     out = Path(out) if out is not None else dirs[0] / "report"
@@ -171,7 +176,10 @@ def build_report(
 
     # --- analyses ------------------------------------------------------------------------------
     selection = select_learning_rates(live, top_k)
-    lines = guarded("learning curves", lambda: build_lines(runset.runs, live, selection, creps, cache), [])
+    lines = guarded("learning curves", lambda: build_lines(runset.runs, live, selection, creps, cache, source=curves), [])
+    if curves == "eval" and not lines:
+        summary.notes.append("--curves eval: no run has evaluation snapshots (train with eval_every_frames), "
+                             "so there are no learning curves and no speedup")
     lap("curves")
     refs = resolve_references(lines, references, runset.suites)
     summary.references = refs

@@ -41,7 +41,10 @@ def _references(ctx, param, values) -> dict[str, float]:
               help="Human/random table for human-normalised Atari scores.")
 @click.option("--bootstrap-reps", type=click.IntRange(min=0), default=2000, show_default=True,
               help="Bootstrap repetitions for every confidence interval (0 = no intervals).")
-def report(results_dirs, out, top_k, references, baseline, bootstrap_reps):
+@click.option("--curves", type=click.Choice(["train", "eval"]), default="train", show_default=True,
+              help="Learning curves and speedup from training episodes (as the paper) or from evaluation "
+                   "snapshots (runs trained with --eval-every-frames).")
+def report(results_dirs, out, top_k, references, baseline, bootstrap_reps, curves):
     """Write the scaling report (figures, tables, index.html) of the sweeps in RESULTS_DIR..."""
     for d in results_dirs:
         if not d.is_dir():
@@ -50,7 +53,7 @@ def report(results_dirs, out, top_k, references, baseline, bootstrap_reps):
 
     try:
         summary = build_report(list(results_dirs), out=out, top_k=top_k, references=references,
-                               baseline=baseline, bootstrap_reps=bootstrap_reps)
+                               baseline=baseline, bootstrap_reps=bootstrap_reps, curves=curves)
     except ReportError as exc:
         raise ReportUsageError(str(exc)) from None
     click.echo(str(summary))

@@ -82,6 +82,7 @@ class Line:
     optimizer: str
     runs: list[int]  # row indices into the run table / run list
     lrs: list[float]
+    source: str  # "train" (training episodes) or "eval" (evaluation snapshots)
     strata: np.ndarray | None  # bootstrap stratum of each run (bootstrap_strata); None: one run, no interval
     oversubscribed: bool
     provisional: bool  # no finished run yet: drawn from running runs
@@ -136,20 +137,22 @@ def curve_band(values: np.ndarray, strata: np.ndarray | None, reps: int, cache: 
     return cache.get(("curve_band", values, strata, reps), compute)
 
 
-def run_curve(runs: list[Run], table: pd.DataFrame, i: int, smooth_frac: float = SMOOTH_FRAC):
+def run_curve(runs: list[Run], table: pd.DataFrame, i: int, smooth_frac: float = SMOOTH_FRAC, source: str = "train"):
     """Run ``i``'s learning curve; a diverged run's drops to its game's collapse score (scores doc)."""
     collapse = table.at[i, "collapse_score"] if table.at[i, "state"] == "diverged" else None
-    return learning_curve(runs[i], smooth_frac, collapse)
+    return learning_curve(runs[i], smooth_frac, collapse, source)
 
 
 def build_lines(runs: list[Run], table: pd.DataFrame, selection: pd.DataFrame, reps: int = 500,
                 cache: BootstrapCache | None = None, grid_points: int = GRID_POINTS,
-                smooth_frac: float = SMOOTH_FRAC) -> list[Line]:
-    """The averaged lines of Figs. 3 and 4 (main optimizer, selected learning rates)."""
+                smooth_frac: float = SMOOTH_FRAC, source: str = "train") -> list[Line]:
+    """The averaged lines of Figs. 3 and 4 (main optimizer, selected learning rates), from training
+    episodes (``source="train"``, the default) or from evaluation snapshots (``"eval"``)."""
     mains = main_optimizers(table)
     chosen = selection[selection["selected"]]
     keys = ["algorithm", "game", "threads", "optimizer"]
-    usable = table[(table["state"] != "failed") & ((table["n_episodes"] > 0) | (table["state"] == "diverged"))]
+    has_points = table["n_evals" if source == "eval" else "n_episodes"] > 0
+    usable = table[(table["state"] != "failed") & (has_points | (table["state"] == "diverged"))]
     groups = dict(list(usable.groupby(keys)))
     lines: list[Line] = []
     for (alg, game, threads, opt), sel in chosen.groupby(keys):
@@ -162,7 +165,11 @@ def build_lines(runs: list[Run], table: pd.DataFrame, selection: pd.DataFrame, r
         provisional = not g["finished"].any()
         if not provisional:  # mixing in unfinished runs would bend the mean where they stop
             g = g[g["finished"]]
-        curves = [run_curve(runs, table, i, smooth_frac) for i in g.index]
+        curves = {i: run_curve(runs, table, i, smooth_frac, source) for i in g.index}
+        g = g[[curves[i][0].size > 0 for i in g.index]]
+        if g.empty:
+            continue
+        curves = [curves[i] for i in g.index]
         fmax = max(c[0][-1] for c in curves)
         tmax = max(c[1][-1] for c in curves)
         fgrid = np.linspace(0.0, fmax, grid_points)
@@ -170,7 +177,7 @@ def build_lines(runs: list[Run], table: pd.DataFrame, selection: pd.DataFrame, r
         fvals = interpolate_to_grid([(c[0], c[2]) for c in curves], fgrid)
         tord = [np.argsort(c[1], kind="stable") for c in curves]
         tvals = interpolate_to_grid([(c[1][o], c[2][o]) for c, o in zip(curves, tord)], tgrid)
-        line = Line(alg, game, int(threads), opt, list(g.index), sorted(sel["lr"].tolist()),
+        line = Line(alg, game, int(threads), opt, list(g.index), sorted(sel["lr"].tolist()), source,
                     bootstrap_strata(g["lr"].to_numpy()), bool(g["oversubscribed"].any()), provisional,
                     fgrid, fvals, tgrid, tvals)
         line.frame_mean, _ = mean_with_coverage(fvals)
@@ -221,8 +228,10 @@ def plot_curves(lines: list[Line], colours: ThreadColours, axis: str = "frames",
             ax.set_axis_off()
     notes = [f"Each line: mean over the runs of the {top_k} best learning rates (n = runs); band: 95% bootstrap "
              "CI over runs (within learning rates when each has 2+ seeds, else over the line's runs pooled).",
-             "Score: training-episode return, centred moving average over 5% of the frame budget. "
-             f"Frames are summed over all threads; 1 epoch = {epoch_frames / 1e6:g}M frames."]
+             ("Score: evaluation snapshots' mean return (evaluation policy: ε = 0.05 / the learned policy), "
+              if lines and lines[0].source == "eval" else
+              "Score: training-episode return, centred moving average over 5% of the frame budget. ")
+             + f"Frames are summed over all threads; 1 epoch = {epoch_frames / 1e6:g}M frames."]
     if any((ln.frame_band if axis == "frames" else ln.time_band) is None for ln in lines):
         notes.append("Lines without a band: a single run, so there is nothing to resample.")
     if any_oversub:

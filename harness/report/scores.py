@@ -179,16 +179,27 @@ def wall_from_start(run: Run, wall):
     return np.maximum(np.asarray(wall, dtype=float) - startup, 0.0)
 
 
-def learning_curve(run: Run, smooth_frac: float = SMOOTH_FRAC,
-                   collapse: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(frames, wall_seconds, smoothed score)`` at each training episode's end (see module doc).
+CURVE_SOURCES = ("train", "eval")
 
+
+def learning_curve(run: Run, smooth_frac: float = SMOOTH_FRAC, collapse: float | None = None,
+                   source: str = "train") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(frames, wall_seconds, score)`` of a run (see module doc).
+
+    ``source="train"``: the smoothed return at each training episode's end.  ``source="eval"``: the
+    mean return of each evaluation snapshot (``evals.csv``; the evaluation policy, no smoothing) at
+    the frames and training time at which the snapshot was taken.
     ``collapse``: for a diverged run, its collapse score; the curve then drops to it at the frame
     where the run diverged and stays there to the end of the frame budget.
     """
-    frames, wall = run.ep_frames, wall_from_start(run, run.ep_wall)
-    smoothed = (centred_window_mean(frames, run.ep_return, smooth_frac * frame_budget(run)) if frames.size
-                else np.empty(0))
+    if source == "eval":
+        frames, wall, smoothed = run.ev_frames, wall_from_start(run, run.ev_wall), run.ev_return
+    elif source == "train":
+        frames, wall = run.ep_frames, wall_from_start(run, run.ep_wall)
+        smoothed = (centred_window_mean(frames, run.ep_return, smooth_frac * frame_budget(run)) if frames.size
+                    else np.empty(0))
+    else:
+        raise ValueError(f"curve source must be one of {', '.join(CURVE_SOURCES)}, not {source!r}")
     if collapse is None or not np.isfinite(collapse):
         return frames, wall, smoothed
     end, budget = frames_reached(run), frame_budget(run)
