@@ -30,7 +30,9 @@ def test_bench_cli_writes_json_and_csv(tmp_path):
         assert r["train_fps"] > 0 and r["efficiency"] == 1.0  # 1 thread is its own reference
         assert r["train_over_bound"] > 0 and r["peak_worker_rss_mb"] > 0
         assert r["sharing"] == "hogwild" and r["optimizer"] == "shared_rmsprop"
-        assert min(r["train_act_ms"], r["train_learn_ms"], r["train_update_ms"]) > 0  # from status.json "phases"
+        # phases are timed after each worker's first 1,000 steps, which a 0.5 s run on a loaded machine may
+        # not reach: 0.0 then (test_bench_rows_carry_the_runs_phases checks the values themselves)
+        assert min(r["train_act_ms"], r["train_learn_ms"], r["train_update_ms"]) >= 0
     csv = pd.read_csv(out.with_suffix(".csv"))
     assert set(csv.columns) == ROW_KEYS and len(csv) == 2
     # the same file is a valid baseline: comparing a result with itself passes
@@ -50,8 +52,26 @@ def test_unshared_control_adds_rows_beside_the_method(tmp_path):
     rows = data["rows"]
     assert [(r["threads"], r["sharing"]) for r in rows] == [(1, "hogwild"), (2, "hogwild"), (2, "unshared")]
     assert data["optimizer"] == "rmsprop" and {r["optimizer"] for r in rows} == {"rmsprop"}
-    assert all(r["efficiency"] > 0 and r["train_update_ms"] > 0 for r in rows)
+    assert all(r["efficiency"] > 0 and r["train_update_ms"] >= 0 for r in rows)  # >= 0: see above
     assert "unshared" in res.output
+
+
+def test_bench_rows_carry_the_runs_phases(monkeypatch, tmp_path):
+    """The phase columns are the run's status.json "phases" (deterministic: no timing involved)."""
+    from harness import bench, store
+    from harness.config import make_run_config
+    from harness.engine.run import RunResult
+
+    phases = {"sync_ms": 0.1, "act_ms": 2.5, "learn_ms": 1.5, "update_ms": 0.7, "report_ms": 0.01}
+
+    def fake_train(cfg, out_dir, **kw):
+        store.write_json_atomic(out_dir / "status.json", {"state": "done", "frames_per_second": 900.0,
+                                                          "steady_frames_per_second": 1000.0, "phases": phases})
+        return RunResult("done", None, 1000, 1.0, out_dir)
+
+    monkeypatch.setattr(bench, "train", fake_train)
+    got = bench.measure_training(make_run_config(algorithm="a3c", env="CartPole-v1"), 1.0)
+    assert got["train_fps"] == 1000.0 and got["phases"] == phases
 
 
 def _result(ratio, eff, sharing=None):
