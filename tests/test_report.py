@@ -564,3 +564,26 @@ def test_curves_and_speedup_from_evaluation_snapshots(tmp_path):
     result = CliRunner().invoke(report, [str(tmp_path), "--curves", "eval", "--bootstrap-reps", "0",
                                          "--out", str(tmp_path / "cli")])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("state", ["running", "interrupted"])
+def test_report_while_no_run_has_ended(tmp_path, state):
+    """The first minutes of a sweep: nothing finished yet (used to crash on a date of no finished run)."""
+    for lr in (1e-3, 1e-2):
+        write_run(tmp_path, lr=lr, seed=0, state=state, progress=0.3, returns=lambda f, t: f / 1e5)
+    summary = build_report([tmp_path], bootstrap_reps=10, strict=True)
+    assert summary.index_html.is_file()
+    # what is missing is said, not raised: interrupted runs are listed as such, running ones in a note
+    assert [p.split(": ", 1)[1] for p in summary.problems] == ([] if state == "running" else
+                                                               ["run interrupted at 1200000 frames"] * 2)
+    assert any("no finished run" in n for n in summary.notes)
+    assert "none has ended yet" in summary.index_html.read_text()
+    result = CliRunner().invoke(report, [str(tmp_path), "--bootstrap-reps", "10", "--out", str(tmp_path / "cli")])
+    assert result.exit_code == 0 and "Traceback" not in result.output
+
+
+def test_report_over_failed_runs_only_says_so(tmp_path):
+    write_run(tmp_path, lr=1e-3, state="failed", n_episodes=0, error="worker 0 raised: boom")
+    result = CliRunner().invoke(report, [str(tmp_path)])
+    assert result.exit_code == 2 and "every run failed" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output

@@ -107,7 +107,11 @@ def score_groups(table: pd.DataFrame, selection: pd.DataFrame) -> list[Group]:
     chosen = selection[selection["selected"]][["algorithm", "game", "threads", "optimizer", "lr"]]
     rows = table.reset_index().merge(chosen, on=["algorithm", "game", "threads", "optimizer", "lr"]).set_index("index")
     rows = rows[rows["finished"] & np.isfinite(rows["normalised_score"])]
-    rows = rows[[mains.get((a, g)) == o for a, g, o in zip(rows["algorithm"], rows["game"], rows["optimizer"])]]
+    main = np.array([mains.get((a, g)) == o for a, g, o in zip(rows["algorithm"], rows["game"], rows["optimizer"])],
+                    dtype=bool)  # an empty list would select no *columns*
+    rows = rows[main]
+    if rows.empty:
+        return []
     groups = []
     order = algorithm_order(rows["algorithm"])
     for (alg, threads), g in sorted(rows.groupby(["algorithm", "threads"]), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):

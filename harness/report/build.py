@@ -313,11 +313,12 @@ def _provenance(table: pd.DataFrame, runset) -> str:
     vrows = [dict(v) | {"runs": n} for v, n in versions.most_common()]
     started = pd.to_datetime(table["started_at"], errors="coerce", utc=True)
     ended = pd.to_datetime(table["ended_at"], errors="coerce", utc=True)
-    dates = (f"Runs started {started.min():%Y-%m-%d %H:%M} UTC to {started.max():%Y-%m-%d %H:%M} UTC; "
-             f"last run ended {ended.max():%Y-%m-%d %H:%M} UTC." if started.notna().any() else
-             "No start dates recorded.")
-    if started.notna().any() and not ended.notna().any():
-        dates = f"Runs started {started.min():%Y-%m-%d %H:%M} UTC to {started.max():%Y-%m-%d %H:%M} UTC; none has ended."
+    if not started.notna().any():
+        dates = "No start dates recorded."
+    else:
+        dates = f"Runs started {started.min():%Y-%m-%d %H:%M} UTC to {started.max():%Y-%m-%d %H:%M} UTC; "
+        dates += (f"last run ended {ended.max():%Y-%m-%d %H:%M} UTC." if ended.notna().any() else
+                  "none has ended yet.")
     gen = _versions()
     return (f"<p>{H.esc(dates)}</p><h3>Hosts the runs used</h3>{H.table(hosts)}"
             f"<h3>Software versions recorded by the runs</h3>{H.table(pd.DataFrame(vrows))}"
