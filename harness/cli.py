@@ -126,8 +126,17 @@ def _progress_printer(label: str):
 def run_one(cfg, out: Path, resume: bool = True, label: str = "") -> int:
     """Train ``cfg`` into ``out`` with a progress line; print the outcome; return the exit code."""
     from harness.engine import train
+    from harness.engine.run import RunFolderError
 
-    result = train(cfg, out, resume=resume, on_progress=_progress_printer(label or cfg.algorithm))
+    try:
+        result = train(cfg, out, resume=resume, on_progress=_progress_printer(label or cfg.algorithm))
+    except RunFolderError as exc:
+        click.echo(f"harness: error: {exc}", err=True)
+        return exc.exit_code
+    if result.already_finished:
+        click.echo(f"{out} holds this run, already {result.state} at {result.frames:,} frames; nothing to do "
+                   f"(--fresh trains it again)")
+        return EXIT_CODES.get(result.state, 1)
     if sys.stderr.isatty():
         click.echo("", err=True)
     summary = (f"{result.state}: {result.frames:,} frames in {result.wall_seconds:.1f} s "
@@ -154,7 +163,9 @@ def run_one(cfg, out: Path, resume: bool = True, label: str = "") -> int:
 def train(algorithm, env, threads, lr, seed, frames, optimizer, out, fresh, env_modules, **kwargs) -> None:
     """Train one run into OUT (config.json, status.json, episodes.csv, evals.csv).
 
-    Exit code: 0 done, 1 failed, 3 diverged, 130 interrupted, 2 bad arguments.
+    Running it again resumes the same run from its checkpoint (a finished one is left as it is);
+    another run's folder, or one in use by another process, is refused. Exit code: 0 done, 1 failed
+    (status.json says why), 3 diverged, 130 interrupted, 2 bad arguments or an unusable --out.
     """
     groups = _collect(kwargs)
     try:

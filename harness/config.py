@@ -201,6 +201,36 @@ def make_run_config(
     )
 
 
+#: What makes two configurations the same run (everything that changes the result). Evaluation,
+#: checkpoint and stopping settings may change between a run and its resumption.
+IDENTITY_KEYS = ("algorithm", "env_id", "threads", "lr", "seed", "run_seed", "frames", "optimizer",
+                 "hyperparameters", "env_settings")
+
+
+def identity_differences(on_disk: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """What differs between a run folder's ``config.json`` and the configuration of a new command,
+    one ``key: <disk> on disk, <wanted> now`` item per differing key (empty: the same run).
+
+    Mappings (hyperparameters, env_settings) are compared on the keys both sides have, so a folder
+    written before a new setting existed (with its default) still counts as the same run; a folder
+    from before ``run_seed`` existed was seeded with ``seed``."""
+    def norm(obj: Any) -> Any:
+        return json.loads(json.dumps(obj, default=str))
+
+    have = {k: norm(on_disk.get(k)) for k in IDENTITY_KEYS}
+    want = {k: norm(wanted.get(k)) for k in IDENTITY_KEYS}
+    if have["run_seed"] is None:
+        have["run_seed"] = have["seed"]
+    out = []
+    for key in IDENTITY_KEYS:
+        w, h = want[key], have[key]
+        if isinstance(w, dict) and isinstance(h, dict):
+            out += [f"{key}.{k}: {h[k]!r} on disk, {w[k]!r} now" for k in sorted(set(w) & set(h)) if w[k] != h[k]]
+        elif w != h:
+            out.append(f"{key}: {h!r} on disk, {w!r} now")
+    return out
+
+
 def derive_run_seed(suite: str, run_id: str) -> int:
     """The run seed of one run of a sweep: a stable hash of the suite name and the run id (which
     names the run's place in the grid: algorithm, game, threads, learning rate, replicate, optimizer).

@@ -17,8 +17,10 @@ with the workers gone and the clock stopped, it evaluates the final model and an
 from __future__ import annotations
 
 import collections
+import errno
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,7 @@ import torch
 import torch.multiprocessing as mp
 
 from harness import store
-from harness.config import RunConfig
+from harness.config import RunConfig, identity_differences
 from harness.engine.shared import OptimizerState, flatten_into
 from harness.engine.worker import SharedState, worker_main
 from harness.envs import make_env
@@ -36,6 +38,7 @@ from harness.evaluate import evaluate, summarize
 from harness.plugins import load_algorithm
 
 CHECKPOINT = "checkpoint.pt"
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"  # the one before, kept as a fallback for a corrupt latest
 POLL_SECONDS = 0.05
 JOIN_SECONDS = 5.0
 
@@ -63,6 +66,7 @@ class RunResult:
     frames: int
     wall_seconds: float
     out_dir: Path
+    already_finished: bool = False  # the folder held this run, finished: nothing was done
 
     @property
     def frames_per_second(self) -> float:
@@ -105,6 +109,32 @@ def _exit_reason(code: int | None) -> str:
     return f"exited with code {code}"
 
 
+class RunFolderError(RuntimeError):
+    """The run folder cannot be used as asked, or a file in it is broken: one line naming the file and
+    what to do. ``exit_code`` 2: nothing was started (busy folder, another run's folder, an --out that
+    cannot be written); 1: the run was marked ``failed`` in its status.json (as far as the disk allowed)."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _warn(message: str) -> None:
+    print(f"harness: warning: {message}", file=sys.stderr, flush=True)
+
+
+def describe_os_error(exc: OSError, what: str, fix: str) -> str:
+    """``<file>: <reason> while <what>: <fix>`` for a failed file operation (ENOSPC, EROFS, ...)."""
+    where = exc.filename or "?"
+    reason = exc.strerror or type(exc).__name__
+    hints = {errno.ENOSPC: "free disk space", errno.EDQUOT: "free disk space (quota)",
+             errno.EROFS: "the file system is read-only", errno.ENOTDIR: "a part of the path is a file, not a folder",
+             errno.ENAMETOOLONG: "use a shorter name", errno.EACCES: "check the folder's permissions",
+             errno.EEXIST: "a file of that name is in the way"}
+    hint = hints.get(exc.errno)
+    return f"{where}: {reason} while {what}" + (f" ({hint})" if hint else "") + f": {fix}"
+
+
 def train(
     cfg: RunConfig,
     out_dir: Path,
@@ -113,16 +143,101 @@ def train(
     on_progress: Callable[[Progress], None] | None = None,
     progress_every: float = 1.0,
     hogwild: bool = True,
+    warn: Callable[[str], None] = _warn,
 ) -> RunResult:
     """Train one run into ``out_dir``; resume from its checkpoint when one exists.
+
+    One process at a time per folder (``store.FolderLock``); resuming only continues the same run
+    (``config.identity_differences``); a finished run is left as it is. Raises
+    :class:`RunFolderError` (one line, ``exit_code``) when the folder cannot be used or a file in it is
+    broken; a file system error while training ends the run as ``failed`` with a one-line error.
 
     ``hogwild=False`` is a benchmark control, not a way to train (``harness bench
     --unshared-control``): every worker does the same work on a private copy of θ and of the
     optimizer statistics, so the difference in throughput is what sharing them costs the machine.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    store.write_json_atomic(out_dir / "config.json", cfg.to_dict())
+    elsewhere = "choose another --out"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        lock = store.FolderLock(out_dir).acquire()
+    except store.LockBusy as exc:
+        raise RunFolderError(str(exc)) from None
+    except OSError as exc:
+        raise RunFolderError(describe_os_error(exc, "creating the run folder", elsewhere)) from None
+    try:
+        if lock.stale:
+            warn(f"{out_dir}: taking over the lock of pid {lock.stale.get('pid')}, which is gone")
+        if resume:
+            finished = _finished_run(cfg, out_dir)
+            if finished is not None:
+                return finished
+        try:
+            store.write_json_atomic(out_dir / "config.json", cfg.to_dict())
+        except OSError as exc:
+            raise RunFolderError(describe_os_error(exc, "writing config.json", elsewhere)) from None
+        return _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn)
+    finally:
+        lock.release()
+
+
+def _finished_run(cfg: RunConfig, out_dir: Path) -> RunResult | None:
+    """Before resuming: the folder must hold this same run (else RunFolderError); a finished run
+    (done or diverged) is returned as it is, with ``already_finished`` set."""
+    path = out_dir / "config.json"
+    if not path.exists():
+        return None
+    on_disk = store.read_json(path)
+    if on_disk is None:
+        raise RunFolderError(f"{path} is unreadable (corrupt?): rerun with --fresh to start this run over in "
+                             f"{out_dir}, or restore the file")
+    diffs = identity_differences(on_disk, cfg.to_dict())
+    if diffs:
+        raise RunFolderError(f"{out_dir} holds another run ({'; '.join(diffs)}): rerun with --fresh to replace "
+                             f"it with this one, or choose another --out")
+    status = store.read_json(out_dir / "status.json") or {}
+    if status.get("state") in ("done", "diverged") and status.get("phase") is None:
+        return RunResult(status["state"], status.get("error"), int(status.get("frames_done") or 0),
+                         float(status.get("wall_seconds") or 0.0), out_dir, already_finished=True)
+    return None
+
+
+def _load_checkpoint(out_dir: Path, numel: int, warn) -> dict | None:
+    """The newest readable checkpoint: ``checkpoint.pt``, else the previous one kept beside it (with a
+    warning); None when there is none; RunFolderError when there are checkpoints but none is usable."""
+    problems = []
+    for path in (out_dir / CHECKPOINT, out_dir / PREVIOUS_CHECKPOINT):
+        if not path.exists():
+            continue
+        try:
+            ckpt = torch.load(path, weights_only=False)
+            if not isinstance(ckpt, dict) or ckpt["params"].numel() != numel:
+                raise ValueError(f"it does not hold this run's {numel:,} parameters")
+            int(ckpt["frames"]), float(ckpt["wall_seconds"]), list(ckpt["snapshots"]), ckpt["opt_stats"].shape
+        except Exception as exc:  # noqa: BLE001 - truncated zip, unpickling error, missing keys, ...
+            problems.append(f"{path.name} is unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'truncated?'})")
+            continue
+        if problems:
+            warn(f"{'; '.join(problems)}; resuming from {path.name} ({int(ckpt['frames']):,} frames)")
+        return ckpt
+    if problems:
+        raise RunFolderError(f"{out_dir}: {'; '.join(problems)}: rerun with --fresh to start over, or restore "
+                             f"{CHECKPOINT}", exit_code=1)
+    return None
+
+
+def _mark_failed(out_dir: Path, error: str, status: dict | None = None) -> None:
+    """status.json says ``failed`` with ``error``, as far as the disk allows."""
+    status = dict(status or store.read_json(out_dir / "status.json") or {"schema_version": 1})
+    status.pop("phase", None)
+    status.update(state="failed", error=error, ended_at=store.utc_now())
+    try:
+        store.write_json_atomic(out_dir / "status.json", status)
+    except OSError:
+        pass
+
+
+def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> RunResult:
     torch.set_num_threads(1)
 
     algo_cls = load_algorithm(cfg.algorithm)
@@ -136,19 +251,39 @@ def train(
     frames0, elapsed0, snapshots = 0, 0.0, []
     previous = store.read_json(out_dir / "status.json") or {}
     ckpt_path = out_dir / CHECKPOINT
-    if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=False)
-        params.copy_(ckpt["params"])
-        if target is not None and ckpt.get("target") is not None:
-            target.copy_(ckpt["target"])
-        opt_state.stats.copy_(ckpt["opt_stats"])
-        frames0, elapsed0, snapshots = int(ckpt["frames"]), float(ckpt["wall_seconds"]), list(ckpt["snapshots"])
-        store.truncate_csv_after(out_dir / "episodes.csv", frames0)
-    else:
-        for name in ("episodes.csv", "evals.csv"):
-            (out_dir / name).unlink(missing_ok=True)
-    (out_dir / "evals.csv").unlink(missing_ok=True)
-    episodes_log = store.CsvLog(out_dir / "episodes.csv", store.EPISODE_COLUMNS)
+    try:
+        ckpt = _load_checkpoint(out_dir, params.numel(), warn) if resume else None
+        if ckpt is not None:
+            params.copy_(ckpt["params"])
+            if target is not None and ckpt.get("target") is not None:
+                target.copy_(ckpt["target"])
+            opt_state.stats.copy_(ckpt["opt_stats"])
+            frames0, elapsed0, snapshots = int(ckpt["frames"]), float(ckpt["wall_seconds"]), list(ckpt["snapshots"])
+            try:
+                dropped = store.truncate_csv_after(out_dir / "episodes.csv", frames0, store.EPISODE_COLUMNS)
+            except store.CsvError as exc:
+                raise RunFolderError(f"{exc}: fix or delete that line, or rerun with --fresh to start over",
+                                     exit_code=1) from None
+            if dropped:
+                warn(f"{out_dir / 'episodes.csv'}: dropped a half-written last line (the run was killed while "
+                     f"writing it); the episodes up to the checkpoint are kept")
+        else:
+            for name in ("episodes.csv", "evals.csv", CHECKPOINT, PREVIOUS_CHECKPOINT):
+                (out_dir / name).unlink(missing_ok=True)
+        (out_dir / "evals.csv").unlink(missing_ok=True)
+        for stray in out_dir.glob("checkpoint*.tmp"):  # a checkpoint write cut short
+            stray.unlink()
+        episodes_log = store.CsvLog(out_dir / "episodes.csv", store.EPISODE_COLUMNS)
+    except RunFolderError as exc:
+        probe_env.close()
+        if exc.exit_code == 1:
+            _mark_failed(out_dir, str(exc), previous)
+        raise
+    except OSError as exc:
+        probe_env.close()
+        msg = describe_os_error(exc, "preparing the run folder", "rerun the same command")
+        _mark_failed(out_dir, msg, previous)
+        raise RunFolderError(msg, exit_code=1) from None
 
     started_at = store.utc_now()
     status = {
@@ -168,7 +303,14 @@ def train(
         "pid": os.getpid(),
         "hogwild": hogwild,
     }
-    store.write_json_atomic(out_dir / "status.json", status)
+    resume_hint = "rerun the same command to resume from the last checkpoint"
+    try:
+        store.write_json_atomic(out_dir / "status.json", status)
+    except OSError as exc:
+        probe_env.close()
+        msg = describe_os_error(exc, "writing status.json", resume_hint)
+        _mark_failed(out_dir, msg, status)
+        raise RunFolderError(msg, exit_code=1) from None
 
     ctx = mp.get_context("spawn")
     counter = ctx.Value("q", frames0)
@@ -190,14 +332,25 @@ def train(
     phases: dict[int, dict] = {}  # rank -> where that worker's time went (worker.PhaseTimes)
 
     def save_checkpoint(frames: int, wall: float) -> None:
+        """Atomically: write checkpoint.tmp, fsync, keep the current checkpoint as the previous one,
+        rename. A write that fails leaves no temporary file and the older checkpoints intact."""
         tmp = ckpt_path.with_suffix(".tmp")
-        torch.save(
-            {"frames": frames, "wall_seconds": wall, "params": params.clone(),
-             "target": None if target is None else target.clone(), "opt_stats": opt_state.stats.clone(),
-             "snapshots": snapshots},
-            tmp,
-        )
-        os.replace(tmp, ckpt_path)
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(
+                    {"frames": frames, "wall_seconds": wall, "params": params.clone(),
+                     "target": None if target is None else target.clone(), "opt_stats": opt_state.stats.clone(),
+                     "snapshots": snapshots},
+                    f,
+                )
+                f.flush()
+                os.fsync(f.fileno())
+            if ckpt_path.exists():
+                os.replace(ckpt_path, out_dir / PREVIOUS_CHECKPOINT)
+            os.replace(tmp, ckpt_path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def drain(block_seconds: float) -> None:
         nonlocal state, error, n_episodes
@@ -277,6 +430,8 @@ def train(
                     done_wall = wall - elapsed0
                     fps = (T - frames0) / done_wall if done_wall > 0 else 0.0
                     on_progress(Progress(T, cfg.frames, wall, fps, (sum(recent) / len(recent)) if recent else None, n_episodes))
+        except OSError as exc:  # disk full, read-only, ...: the run stops as failed, with what and where
+            state, error = "failed", describe_os_error(exc, "writing the run's files", resume_hint)
         finally:
             stop.set()
             wall = time.time() - shared.t0
@@ -288,18 +443,25 @@ def train(
                       frames_per_second=round((T - frames0) / (wall - elapsed0), 1) if wall > elapsed0 else None,
                       steady_frames_per_second=round((T - steady[0]) / (wall - steady[1]), 1) if steady and wall > steady[1] else None,
                       memory=memory, phases=_mean_phases(phases))
-        if state in ("done", "interrupted") and T > frames0:
-            save_checkpoint(T, wall)
-        if state == "done":
-            status["phase"] = "evaluating"  # state stays "running" until evals.csv is complete
-            store.write_json_atomic(out_dir / "status.json", status)
-            interrupted = _evaluate_all(cfg, algo, net, params, probe_env, snapshots, T, wall, out_dir, signals)
-            if interrupted:
-                state, error = "interrupted", "interrupted during evaluation"
+        try:
+            if state in ("done", "interrupted") and T > frames0:
+                save_checkpoint(T, wall)
+            if state == "done":
+                status["phase"] = "evaluating"  # state stays "running" until evals.csv is complete
+                store.write_json_atomic(out_dir / "status.json", status)
+                interrupted = _evaluate_all(cfg, algo, net, params, probe_env, snapshots, T, wall, out_dir, signals)
+                if interrupted:
+                    state, error = "interrupted", "interrupted during evaluation"
+        except OSError as exc:
+            state, error = "failed", describe_os_error(exc, "writing the run's files", resume_hint)
     probe_env.close()
     status.pop("phase", None)
     status.update(state=state, error=error, ended_at=store.utc_now())
-    store.write_json_atomic(out_dir / "status.json", status)
+    try:
+        store.write_json_atomic(out_dir / "status.json", status)
+    except OSError as exc:  # the disk allows not even that: say so on the way out
+        if state != "failed":
+            state, error = "failed", describe_os_error(exc, "writing status.json", resume_hint)
     return RunResult(state, error, T, wall, out_dir)
 
 

@@ -27,14 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from harness import store
+from harness.config import identity_differences
 from harness.suite import PlannedRun, Suite
 
 FINISHED = ("done", "diverged")
 RUNNING = ("running", "evaluating")
 PROGRESS_FILE = "progress.json"
 RUNNER_LOG = "runner.log"
-#: Compared between a run folder's config.json and the suite (everything that changes the result).
-IDENTITY_KEYS = ("algorithm", "env_id", "threads", "lr", "seed", "frames", "optimizer", "hyperparameters", "env_settings")
 #: Training frames/s per actor-learner thread used by --dry-run when no finished run has been
 #: measured (measured on a 2-core AMD EPYC VM shared with other jobs): Atari with the Mnih-2013
 #: network, about 1,100-1,300 frames/s (~300 agent steps/s x 4 frames); CartPole-v1 with the small
@@ -81,34 +80,14 @@ def suite_dir(results_dir: Path, suite: Suite) -> Path:
     return Path(results_dir) / suite.name
 
 
-def _norm(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=str))
-
-
-def identity(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: _norm(config.get(k)) for k in IDENTITY_KEYS}
-
-
 def config_mismatch(run_dir: Path, run: PlannedRun) -> str | None:
-    """What differs between ``run_dir/config.json`` and the planned config (None: same or absent).
-
-    Mappings (hyperparameters, env_settings) are compared on the keys both sides have, so a folder
-    written before a new setting existed (with its default) still counts as the same run.
-    """
+    """What differs between ``run_dir/config.json`` and the planned config (None: same or absent);
+    see :func:`harness.config.identity_differences`."""
     on_disk = store.read_json(Path(run_dir) / "config.json")
     if on_disk is None:
         return None
-    want = identity(run.config.to_dict())
-    have = identity(on_disk)
-    for key in IDENTITY_KEYS:
-        w, h = want[key], have[key]
-        if isinstance(w, dict) and isinstance(h, dict):
-            diff = sorted(k for k in set(w) & set(h) if w[k] != h[k])
-            if diff:
-                return f"{key}.{diff[0]}: {h[diff[0]]!r} on disk, {w[diff[0]]!r} in the suite"
-        elif w != h:
-            return f"{key}: {h!r} on disk, {w!r} in the suite"
-    return None
+    diffs = identity_differences(on_disk, run.config.to_dict())
+    return diffs[0].replace(" now", " in the suite") if diffs else None
 
 
 def read_record(record: RunRecord) -> RunRecord:

@@ -18,7 +18,6 @@ Exit codes: 0 done, 1 failed, 3 diverged, 130 interrupted, 75 the folder is busy
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import os
 import signal
 import sys
@@ -26,9 +25,10 @@ import time
 import traceback
 from pathlib import Path
 
+from harness import store
+
 EXIT_CODES = {"done": 0, "failed": 1, "diverged": 3, "interrupted": 130}
 EXIT_BUSY = 75
-LOCK_NAME = ".run.lock"
 PROGRESS_EVERY = 2.0
 PARENT_ENV = "HARNESS_SWEEP_PARENT"
 
@@ -45,32 +45,23 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         os.kill(os.getpid(), sig)
 
 
-def lock_run_dir(run_dir: Path, wait_seconds: float = 120.0) -> int | None:
-    """An fd holding an exclusive flock on the run folder, or None if still busy after the wait."""
-    fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                os.close(fd)
-                return None
-            time.sleep(0.2)
+def lock_run_dir(run_dir: Path, wait_seconds: float = 120.0) -> store.FolderLock | None:
+    """The run folder's lock (``store.FolderLock``, the engine's own), or None if still busy after the wait."""
+    try:
+        return store.FolderLock(run_dir).acquire(wait_seconds)
+    except store.LockBusy:
+        return None
 
 
 def run_dir_busy(run_dir: Path) -> bool:
     """True while some process holds the run folder's lock."""
     from harness.sweep.lock import is_flocked
 
-    return is_flocked(Path(run_dir) / LOCK_NAME)
+    return is_flocked(Path(run_dir) / store.RUN_LOCK)
 
 
 def _write_failed(run_dir: Path, state: str, error: str, tb: str | None, threads: int | None) -> None:
     """A final status.json for a run that ended outside the engine's own bookkeeping."""
-    from harness import store
-
     old = store.read_json(run_dir / "status.json") or {}
     status = {
         "schema_version": 1,
@@ -127,10 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     threads = None
-    fd = None
+    lock = None
     try:
-        fd = lock_run_dir(run_dir)
-        if fd is None:
+        lock = lock_run_dir(run_dir)
+        if lock is None:
             print(f"{run_dir}: another process is running this folder", file=sys.stderr)
             return EXIT_BUSY
         from harness.config import RunConfig
@@ -145,20 +136,20 @@ def main(argv: list[str] | None = None) -> int:
               + (f" - {result.error}" if result.error else ""), flush=True)
         return EXIT_CODES.get(result.state, 1)
     except KeyboardInterrupt:
-        if fd is not None:
+        if lock is not None:
             _write_failed(run_dir, "interrupted", "interrupted before training started", None, threads)
         return 130
     except BaseException as exc:  # noqa: BLE001 - record any crash in status.json
         tb = traceback.format_exc()
         print(tb, file=sys.stderr, flush=True)
-        if fd is not None:
+        if lock is not None:
             msg = f"{type(exc).__name__}: {exc}".strip().splitlines()
             _write_failed(run_dir, "failed", msg[0] if msg else type(exc).__name__, tb, threads)
         return 1
     finally:
-        if fd is not None:
+        if lock is not None:
             (run_dir / "progress.json").unlink(missing_ok=True)
-            os.close(fd)
+            lock.release()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,273 @@
+"""Reliability of one run folder (issue 11): one writer, resume only what matches, one line and an
+honest status.json after any fault, and no finished episode lost or duplicated by a kill."""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from harness import store
+from harness.cli import cli
+from harness.config import make_run_config
+from harness.engine import train
+from harness.engine.run import CHECKPOINT, PREVIOUS_CHECKPOINT, RunFolderError
+
+TINY = ["--algo", "a3c", "--env", "CartPole-v1", "--frames", "3000", "--eval-episodes", "1"]
+
+
+def _cli(*args):
+    return CliRunner().invoke(cli, ["train", *args])
+
+
+def _one_line_error(result, code: int, *needles: str) -> str:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.output.strip().splitlines() if ln.startswith("harness: error:")]
+    assert len(lines) == 1, result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and p.name != store.RUN_LOCK}
+
+
+def _interrupted_run(out: Path, frames: int = 20_000) -> None:
+    """A run cut off after a checkpoint, as a kill or Ctrl-C leaves it."""
+    cfg = make_run_config(algorithm="a3c", env="CartPole-v1", frames=frames, eval={"episodes": 1},
+                          engine={"max_seconds": 1.0})
+    assert train(cfg, out).state == "done"  # stopped early with a checkpoint...
+    status = json.loads((out / "status.json").read_text())
+    status.update(state="interrupted", error="received SIGTERM")  # ...which we make look cut off
+    status.pop("stopped_early", None)
+    store.write_json_atomic(out / "status.json", status)
+    assert (out / CHECKPOINT).exists()
+
+
+# ---------------------------------------------------------------------------------------------- one writer
+_HOLD = """
+import sys, time
+from harness import store
+store.FolderLock(sys.argv[1]).acquire()
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_second_process_on_the_same_folder_is_refused_and_a_dead_holder_is_taken_over(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = _snapshot(out)
+        _one_line_error(_cli(*TINY, "--out", str(out)), 2, f"in use by pid {holder.pid}", "another --out")
+        assert _snapshot(out) == before  # nothing written
+    finally:
+        holder.kill()
+        holder.wait()
+    # the kernel dropped the dead holder's flock; its record is still in the file: taken over
+    assert json.loads((out / store.RUN_LOCK).read_text())["pid"] == holder.pid
+    result = _cli(*TINY, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert f"taking over the lock of pid {holder.pid}" in result.output
+
+
+def test_the_lock_is_reentrant_within_one_process(tmp_path):
+    with store.FolderLock(tmp_path):
+        with store.FolderLock(tmp_path):  # a sweep's run process, then the engine it calls
+            pass
+        assert json.loads((tmp_path / store.RUN_LOCK).read_text())["pid"] == os.getpid()
+    assert (tmp_path / store.RUN_LOCK).read_text() == ""  # released
+
+
+# ---------------------------------------------------------------------------------------------- resume what matches
+def test_resume_only_continues_the_same_run(tmp_path):
+    out = tmp_path / "run"
+    _interrupted_run(out)
+    before = _snapshot(out)
+    line = _one_line_error(_cli("--algo", "a3c", "--env", "CartPole-v1", "--frames", "20000", "--lr", "0.01",
+                                "--out", str(out)), 2, "lr: 0.001 on disk, 0.01 now", "--fresh", "another --out")
+    assert "holds another run" in line
+    _one_line_error(_cli("--algo", "one_step_q", "--env", "CartPole-v1", "--frames", "20000", "--out", str(out)),
+                    2, "algorithm: 'a3c' on disk, 'one_step_q' now")
+    assert _snapshot(out) == before  # config.json not rewritten, nothing else touched
+    # --fresh is the way out: the other run replaces it
+    result = _cli("--algo", "a3c", "--env", "CartPole-v1", "--frames", "3000", "--lr", "0.01", "--fresh",
+                  "--out", str(out), "--eval-episodes", "1")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["lr"] == 0.01
+
+
+def test_rerunning_a_finished_run_changes_nothing(tmp_path):
+    out = tmp_path / "run"
+    assert _cli(*TINY, "--out", str(out)).exit_code == 0
+    before = _snapshot(out)
+    result = _cli(*TINY, "--out", str(out))
+    assert result.exit_code == 0 and "already done" in result.output and "nothing to do" in result.output
+    assert _snapshot(out) == before  # no second evaluation, status.json untouched
+
+
+# ---------------------------------------------------------------------------------------------- faults
+def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    out = tmp_path / "run"
+    _interrupted_run(out)
+    ckpt = torch.load(out / CHECKPOINT, weights_only=False)
+    prev = dict(ckpt, frames=int(ckpt["frames"]) // 2)
+    torch.save(prev, out / PREVIOUS_CHECKPOINT)
+    data = (out / CHECKPOINT).read_bytes()
+    (out / CHECKPOINT).write_bytes(data[: len(data) // 3])  # truncated
+    result = _cli("--algo", "a3c", "--env", "CartPole-v1", "--frames", "20000", "--eval-episodes", "1",
+                  "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "checkpoint.pt is unreadable" in result.output and f"resuming from {PREVIOUS_CHECKPOINT}" in result.output
+    status = json.loads((out / "status.json").read_text())
+    assert status["resumed_from_frames"] == prev["frames"]
+    episodes = pd.read_csv(out / "episodes.csv")
+    assert episodes["frames"].is_monotonic_increasing and not episodes.duplicated().any()
+
+
+def test_unreadable_checkpoints_fail_the_run_with_one_line(tmp_path):
+    out = tmp_path / "run"
+    _interrupted_run(out)
+    (out / CHECKPOINT).write_bytes(b"PK\x03\x04 not a checkpoint")
+    line = _one_line_error(_cli("--algo", "a3c", "--env", "CartPole-v1", "--frames", "20000", "--out", str(out)),
+                           1, "checkpoint.pt is unreadable", "--fresh", "restore")
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "failed" and status["error"] in line
+    assert not list(out.glob("*.tmp"))
+
+
+def test_a_malformed_row_in_the_middle_of_episodes_csv_names_the_line(tmp_path):
+    out = tmp_path / "run"
+    _interrupted_run(out)
+    lines = (out / "episodes.csv").read_text().splitlines(keepends=True)
+    assert len(lines) > 5
+    lines[3] = "12x,oops\n"
+    (out / "episodes.csv").write_text("".join(lines))
+    _one_line_error(_cli("--algo", "a3c", "--env", "CartPole-v1", "--frames", "20000", "--out", str(out)),
+                    1, "episodes.csv line 4 is malformed", "--fresh")
+    assert json.loads((out / "status.json").read_text())["state"] == "failed"
+    assert (out / "episodes.csv").read_text().splitlines(keepends=True)[3] == "12x,oops\n"  # left for the user
+
+
+def test_a_half_written_last_line_is_dropped_with_a_warning(tmp_path):
+    out = tmp_path / "run"
+    _interrupted_run(out)
+    ckpt_frames = int(torch.load(out / CHECKPOINT, weights_only=False)["frames"])
+    kept = pd.read_csv(out / "episodes.csv")
+    kept = kept[kept["frames"] <= ckpt_frames]
+    with open(out / "episodes.csv", "a") as f:
+        f.write(f"{ckpt_frames - 1},3.5,0,17")  # a kill in the middle of a row
+    result = _cli("--algo", "a3c", "--env", "CartPole-v1", "--frames", "20000", "--eval-episodes", "1",
+                  "--out", str(out))
+    assert result.exit_code == 0, result.output
+    warnings = [ln for ln in result.output.splitlines() if ln.startswith("harness: warning:")]
+    assert len(warnings) == 1 and "half-written last line" in warnings[0]
+    after = pd.read_csv(out / "episodes.csv")
+    assert after.iloc[: len(kept)].equals(kept.reset_index(drop=True))  # every finished episode kept
+    assert not ((after["frames"] == ckpt_frames - 1) & (after["length"] == 17) & (after["wall_seconds"] == 3.5)).any()
+
+
+def test_disk_full_during_a_checkpoint_fails_the_run_honestly(tmp_path, monkeypatch):
+    import harness.engine.run as engine_run
+
+    real_save = torch.save
+    saved = []
+
+    def full_disk_save(obj, f, *a, **k):
+        if any(n > 0 for n in saved) and obj["frames"] > max(saved) + 2_000:  # a later checkpoint: disk full
+            f.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device", str(f.name))
+        saved.append(obj["frames"])
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(engine_run.torch, "save", full_disk_save)
+    out = tmp_path / "run"
+    cfg = make_run_config(algorithm="a3c", env="CartPole-v1", frames=10_000_000, eval={"episodes": 1},
+                          engine={"checkpoint_seconds": 1.0, "max_seconds": 30.0})
+    result = train(cfg, out)
+    assert result.state == "failed"
+    assert "checkpoint.tmp: No space left on device" in result.error and "free disk space" in result.error
+    assert "rerun the same command" in result.error and "\n" not in result.error
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))  # no stray temporary file
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "failed" and status["error"] == result.error
+    episodes = pd.read_csv(out / "episodes.csv")
+    assert len(episodes) > 0 and status["frames_done"] >= episodes["frames"].max() > 0  # the truth, not 0 frames
+    assert torch.load(out / CHECKPOINT, weights_only=False)["frames"] > 0  # the good checkpoint is intact
+
+
+def test_a_short_csv_append_is_cut_back_off(tmp_path, monkeypatch):
+    log = store.CsvLog(tmp_path / "e.csv", ("a", "b"))
+    log.append([{"a": 1, "b": 2}])
+    real_write = os.write
+    monkeypatch.setattr(store.os, "write", lambda fd, data: real_write(fd, data[:3]))
+    with pytest.raises(OSError) as info:
+        log.append([{"a": 10, "b": 20}])
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "e.csv")
+    assert (tmp_path / "e.csv").read_text() == "a,b\n1,2\n"  # no half row left for the next append
+
+
+def test_unwritable_out_folders_are_one_line_exit_2(tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    _one_line_error(_cli(*TINY, "--out", str(tmp_path / "afile" / "run")), 2, "Not a directory", "another --out")
+    _one_line_error(_cli(*TINY, "--out", str(tmp_path / ("x" * 300))), 2, "File name too long")
+
+    def read_only(self, wait_seconds=0.0):
+        raise OSError(errno.EROFS, "Read-only file system", str(self.path))
+
+    monkeypatch.setattr(store.FolderLock, "acquire", read_only)
+    _one_line_error(_cli(*TINY, "--out", str(tmp_path / "ro")), 2, "Read-only file system", "another --out")
+
+
+# ---------------------------------------------------------------------------------------------- kills
+@pytest.mark.slow
+def test_no_finished_episode_is_lost_or_duplicated_by_kills_at_random_moments(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "harness.cli", "train", "--algo", "one_step_q", "--env", "CartPole-v1",
+           "--threads", "2", "--frames", "100000", "--checkpoint-seconds", "0.3", "--eval-episodes", "1",
+           "--out", str(out)]
+    rng = np.random.default_rng(0)
+    promised = []  # after each kill: the episodes up to the checkpoint, which every resume must keep
+    kills = 0
+    while len(promised) < 4 and kills < 12:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(float(rng.uniform(3.0, 9.0)))  # any instant: start-up, training, a checkpoint, a CSV append
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        time.sleep(0.3)  # the workers follow their supervisor (PR_SET_PDEATHSIG)
+        if not (out / CHECKPOINT).exists() or not (out / "episodes.csv").exists():
+            continue
+        frames = int(torch.load(out / CHECKPOINT, weights_only=False)["frames"])
+        text = (out / "episodes.csv").read_text()
+        rows = pd.read_csv(io.StringIO(text[: text.rfind("\n") + 1]))  # a torn last line is not a finished episode
+        if (rows["frames"] <= frames).any():
+            promised.append(rows[rows["frames"] <= frames].reset_index(drop=True))
+    final = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr
+    assert kills >= 3 and len(promised) >= 2, (kills, len(promised))
+    episodes = pd.read_csv(out / "episodes.csv")
+    assert episodes["frames"].is_monotonic_increasing and not episodes.duplicated().any()
+    for kept in promised:
+        assert episodes.iloc[: len(kept)].reset_index(drop=True).equals(kept)
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "done" and status["frames_done"] >= 100_000
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
