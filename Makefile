@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= test,ray
+EXTRAS ?= test,ray,minatar
 
 .PHONY: install demo test bench clean
 

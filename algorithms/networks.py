@@ -3,6 +3,9 @@
 - Image observations (Atari, [4, 84, 84] uint8): the Mnih et al. 2013 network used in the paper's
   scaling experiments: conv 16 filters 8x8 stride 4 -> conv 32 filters 4x4 stride 2 -> FC 256,
   ReLU after each. Inputs are scaled to [0, 1] inside the network.
+- Small images (smaller side < 36 pixels, e.g. MinAtar's 10x10xC booleans): the MinAtar reference
+  network (Young & Tian 2019): conv 16 filters 3x3 stride 1 -> FC 128, ReLU after each.
+- Channel-last images ([H, W, C]) are permuted to [C, H, W] inside the torso.
 - Vector observations (CartPole, ...): an MLP with two hidden layers of 128 units, ReLU (with 64,
   one-step SARSA on CartPole missed 195 within 500k frames in 2 of 7 runs; with 128, 0 of 15).
 """
@@ -17,13 +20,32 @@ from torch import nn
 
 
 def obs_kind(obs_space: Any) -> str:
-    """``"image"`` for [C, H, W] observations, ``"vector"`` for flat ones."""
+    """``"image"`` for [C, H, W] or [H, W, C] observations, ``"vector"`` for flat ones."""
     return "image" if len(obs_space.shape) == 3 else "vector"
 
 
+#: images whose smaller side is below this get the small-image network (the Mnih 2013 net's
+#: 8x8/4 and 4x4/2 convolutions need at least 36 pixels)
+SMALL_IMAGE = 36
+
+
+def image_layout(shape: tuple[int, ...]) -> tuple[bool, int, int, int]:
+    """``(channels_last, C, H, W)`` of an image observation: channel-last when the last axis is the
+    shortest and at most 16 long while the first is longer (MinAtar's 10x10xC), else channel-first
+    (Atari's 4x84x84)."""
+    a, b, c = (int(v) for v in shape)
+    if c < a and c <= 16:
+        return True, c, a, b
+    return False, a, b, c
+
+
 class AtariTorso(nn.Module):
-    def __init__(self, in_channels: int = 4, size: int = 84):
+    """Mnih et al. 2013 (the paper's scaling experiments): conv 16 8x8/4, conv 32 4x4/2, FC 256;
+    uint8 inputs scaled to [0, 1]."""
+
+    def __init__(self, in_channels: int = 4, size: int = 84, width: int | None = None, channels_last: bool = False):
         super().__init__()
+        self.channels_last = channels_last
         self.conv = nn.Sequential(
             nn.Conv2d(in_channels, 16, 8, stride=4),
             nn.ReLU(),
@@ -32,12 +54,35 @@ class AtariTorso(nn.Module):
             nn.Flatten(),
         )
         with torch.no_grad():
-            n = self.conv(torch.zeros(1, in_channels, size, size)).shape[1]
+            n = self.conv(torch.zeros(1, in_channels, size, width or size)).shape[1]
         self.fc = nn.Sequential(nn.Linear(n, 256), nn.ReLU())
         self.out_dim = 256
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.conv(x.float() * (1.0 / 255.0)))
+        if self.channels_last:
+            x = x.permute(0, 3, 1, 2)
+        scale = (1.0 / 255.0) if x.dtype == torch.uint8 else 1.0
+        return self.fc(self.conv(x.float() * scale))
+
+
+class SmallImageTorso(nn.Module):
+    """Small grids (MinAtar's 10x10xC, Young & Tian 2019): the MinAtar reference network, one conv of
+    16 3x3 filters with stride 1, then FC 128, ReLU after each. Boolean or 0/1 inputs, used as they
+    are; channel-last observations are permuted inside."""
+
+    def __init__(self, in_channels: int, height: int, width: int, channels_last: bool = False):
+        super().__init__()
+        self.channels_last = channels_last
+        self.conv = nn.Sequential(nn.Conv2d(in_channels, 16, 3, stride=1), nn.ReLU(), nn.Flatten())
+        n = 16 * (height - 2) * (width - 2)
+        self.fc = nn.Sequential(nn.Linear(n, 128), nn.ReLU())
+        self.out_dim = 128
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.permute(0, 3, 1, 2)
+        scale = (1.0 / 255.0) if x.dtype == torch.uint8 else 1.0
+        return self.fc(self.conv(x.float() * scale))
 
 
 class MLPTorso(nn.Module):
@@ -51,10 +96,15 @@ class MLPTorso(nn.Module):
 
 
 def build_torso(obs_space: Any) -> nn.Module:
-    """The shared non-output layers for an observation space."""
+    """The shared non-output layers for an observation space: the Mnih 2013 net for images of 36
+    pixels or more a side (Atari's 84x84), the MinAtar reference net for smaller grids, an MLP for
+    vectors. Plug-ins choose another by overriding ``build_network`` (docs/PLUGINS.md)."""
     shape = obs_space.shape
     if len(shape) == 3:
-        return AtariTorso(shape[0], shape[1])
+        last, c, h, w = image_layout(shape)
+        if min(h, w) < SMALL_IMAGE:
+            return SmallImageTorso(c, h, w, channels_last=last)
+        return AtariTorso(c, h, w, channels_last=last)
     return MLPTorso(int(np.prod(shape)))
 
 

@@ -158,7 +158,7 @@ def run_one(cfg, out: Path, resume: bool = True, label: str = "") -> int:
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="shared_rmsprop", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="run folder")
 @click.option("--fresh", is_flag=True, help="ignore an existing checkpoint in --out and start from scratch")
-@click.option("--env-module", "env_modules", multiple=True, help="module to import that registers gymnasium envs")
+@click.option("--env-module", "env_modules", multiple=True, help="module that registers gymnasium envs on import, or module:function to call (minatar.gym:register_envs)")
 @_dynamic_options
 def train(algorithm, env, threads, lr, seed, frames, optimizer, out, fresh, env_modules, **kwargs) -> None:
     """Train one run into OUT (config.json, status.json, episodes.csv, evals.csv).

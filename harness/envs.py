@@ -81,13 +81,30 @@ def atari_games() -> dict[str, str]:
     return {_camel(rom): rom for rom in ale_py.roms.get_all_rom_ids()}
 
 
+_REGISTERED: set[str] = set()  # module:function entries already called in this process
+
+
 def import_env_modules(modules: list[str] | tuple[str, ...]) -> None:
-    """Import third-party modules that register gymnasium environments (suite key ``env_modules``)."""
-    for name in modules:
+    """Import third-party modules that register gymnasium environments (suite key ``env_modules``,
+    ``--env-module``): ``package.module`` registers on import; ``package.module:function`` is
+    imported and then ``function()`` is called once per process (e.g. ``minatar.gym:register_envs``)."""
+    for entry in modules:
+        name, _, func = str(entry).partition(":")
         try:
-            importlib.import_module(name)
+            module = importlib.import_module(name)
         except ImportError as exc:
             raise EnvError(f"env module {name!r} cannot be imported: {exc}") from None
+        if not func or entry in _REGISTERED:
+            continue
+        register = getattr(module, func, None)
+        if not callable(register):
+            raise EnvError(f"env module {name!r} has no function {func!r} to call (from {entry!r}): "
+                           f"give module:function of a function that registers the environments")
+        try:
+            register()
+        except Exception as exc:  # noqa: BLE001 - a third party's failure, reported in one line
+            raise EnvError(f"{entry}() failed: {type(exc).__name__}: {exc}") from None
+        _REGISTERED.add(entry)
 
 
 def resolve_env(name: str, env_modules: tuple[str, ...] = ()) -> EnvSpec:

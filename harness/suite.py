@@ -153,7 +153,8 @@ ALLOWED = {
     "engine": "a mapping of engine settings",
     "eval": "a mapping of evaluation settings",
     "reference_scores": "a mapping game -> score (a number), for games of the suite",
-    "env_modules": "a list of importable module names that register gymnasium environments",
+    "env_modules": "a list of importable module names that register gymnasium environments on import, "
+                   "or module:function entries whose function registers them (minatar.gym:register_envs)",
 }
 
 

@@ -68,6 +68,44 @@ class GridCorridor(Corridor):
         return np.stack([super()._obs(), super()._obs()])
 
 
+class SmallGrid(Corridor):
+    """A MinAtar-like observation: a 10x10 grid of booleans with 3 channels, channel-last; the agent's
+    cell is on in channel 0, the goal's in channel 1."""
+
+    def __init__(self):
+        super().__init__(length=10)
+        self.observation_space = spaces.Box(0, 1, (10, 10, 3), bool)
+        self.action_space = spaces.Discrete(3)
+
+    def _obs(self):
+        obs = np.zeros((10, 10, 3), bool)
+        obs[5, self.pos, 0] = True
+        obs[5, self.length - 1, 1] = True
+        return obs
+
+    def step(self, action):
+        return super().step(1 if action == 2 else 0 if action == 0 else 2)
+
+
+class TinyImage(Corridor):
+    """A [1, 2, 2] image: too small for any built-in network."""
+
+    def __init__(self):
+        super().__init__()
+        self.observation_space = spaces.Box(0.0, 1.0, (1, 2, 2), np.float32)
+
+    def _obs(self):
+        return np.full((1, 2, 2), self.pos / self.length, np.float32)
+
+
+def register_small_grids() -> None:
+    """Registers the grid environments when called (``env_modules: [tests.fixtures_check_envs:register_small_grids]``),
+    the way MinAtar's ``minatar.gym.register_envs`` does."""
+    for _id, _cls in {"HarnessCheck/SmallGrid-v0": SmallGrid, "HarnessCheck/TinyImage-v0": TinyImage}.items():
+        if _id not in gym.registry:
+            gym.register(_id, entry_point=_cls, max_episode_steps=100)
+
+
 for _id, _cls in {
     "HarnessCheck/Corridor-v0": Corridor,
     "HarnessCheck/Unseeded-v0": UnseededCorridor,

@@ -290,3 +290,75 @@ def test_atari_network_shapes_are_the_mnih_2013_net():
     n_torso = sum(p.numel() for p in torso.parameters())
     assert n_torso == (4 * 16 * 64 + 16) + (16 * 32 * 16 + 32) + (2592 * 256 + 256)
     assert sum(p.numel() for p in ac.parameters()) == n_torso + (256 * 6 + 6) + (256 + 1)
+
+
+# ---------------------------------------------------------------------------------------------- small images
+GRIDS = ("tests.fixtures_check_envs:register_small_grids",)
+
+
+def test_small_channel_last_boolean_images_get_the_minatar_network():
+    import gymnasium as gym
+
+    from algorithms.networks import AtariTorso, SmallImageTorso, build_torso, image_layout
+
+    assert image_layout((10, 10, 4)) == (True, 4, 10, 10) and image_layout((4, 84, 84)) == (False, 4, 84, 84)
+    torso = build_torso(gym.spaces.Box(0, 1, (10, 10, 4), bool))
+    assert isinstance(torso, SmallImageTorso) and torso.out_dim == 128
+    conv = torso.conv[0]
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride) == (4, 16, (3, 3), (1, 1))
+    assert torso.fc[0].in_features == 16 * 8 * 8
+    x = torch.zeros(2, 10, 10, 4, dtype=torch.bool)
+    x[0, 3, 4, 1] = True
+    out = torso(x)
+    assert out.shape == (2, 128) and not torch.equal(out[0], out[1])
+    assert isinstance(build_torso(gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)), AtariTorso)
+
+
+def test_env_modules_accept_module_colon_function_and_check_env_builds_every_network():
+    from harness.check.env import check_env
+    from harness.envs import EnvError, import_env_modules
+
+    report = check_env("HarnessCheck/SmallGrid-v0", env_modules=GRIDS, steps=200, perf_seconds=0.1)
+    assert report.passed, report
+    assert report["a3c network and loss"].values["torso"] == "SmallImageTorso"
+    assert report["observation space"].values == {"shape": [10, 10, 3], "kind": "image"}
+    tiny = check_env("HarnessCheck/TinyImage-v0", env_modules=GRIDS, steps=50, perf_seconds=0.1)
+    failed = {row.name for row in tiny.rows if not row.passed}
+    assert failed == {f"{a} network and loss" for a in ("one_step_q", "one_step_sarsa", "n_step_q", "a3c")}
+    assert "plug-in" in tiny["a3c network and loss"].fix
+    with pytest.raises(EnvError, match="has no function 'nope'"):
+        import_env_modules(["tests.fixtures_check_envs:nope"])
+
+
+def test_training_on_a_small_grid_and_a_failing_set_up_is_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    res = CliRunner().invoke(cli, ["train", "--algo", "n_step_q", "--env", "HarnessCheck/SmallGrid-v0",
+                                   "--env-module", GRIDS[0], "--frames", "3000", "--eval-episodes", "1",
+                                   "--out", str(tmp_path / "grid")])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["train", "--algo", "a3c", "--env", "HarnessCheck/TinyImage-v0",
+                                   "--env-module", GRIDS[0], "--frames", "3000", "--out", str(tmp_path / "tiny")])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    (line,) = [ln for ln in res.output.splitlines() if ln.startswith("harness: error:")]
+    assert "setting up a3c on HarnessCheck/TinyImage-v0 failed" in line
+    import json
+
+    status = json.loads((tmp_path / "tiny" / "status.json").read_text())
+    assert status["state"] == "failed" and status["error"] in line
+
+
+def test_minatar_breakout_trains_through_module_function_registration(tmp_path):
+    """The real MinAtar (the `minatar` extra, installed by make)."""
+    from harness.engine import train
+
+    cfg = make_run_config(algorithm="a3c", env="MinAtar/Breakout-v1", env_modules=("minatar.gym:register_envs",),
+                          frames=4_000, eval={"episodes": 1})
+    assert cfg.env_spec.frames_per_step == 1 and not cfg.env_spec.is_atari
+    result = train(cfg, tmp_path)
+    assert result.state == "done", result.error
+    import pandas as pd
+
+    assert len(pd.read_csv(tmp_path / "episodes.csv")) > 10

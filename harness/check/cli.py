@@ -107,7 +107,7 @@ def check() -> None:
 @check.command("algorithm")
 @click.argument("name")
 @click.option("--env", default=DEFAULT_ENV, show_default=True, help="environment of the training checks")
-@click.option("--env-module", "env_modules", multiple=True, help="module to import that registers gymnasium envs")
+@click.option("--env-module", "env_modules", multiple=True, help="module that registers gymnasium envs on import, or module:function to call (minatar.gym:register_envs)")
 @click.option("--frames", type=_Frames(), default=DEFAULT_FRAMES, show_default=True,
               help="frame budget of each short training run (one with 2 workers, three with 1)")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -150,7 +150,7 @@ def check_algorithm_cmd(name, env, env_modules, frames, seed, hp, min_fps, perf_
 
 @check.command("env")
 @click.argument("env_id")
-@click.option("--env-module", "env_modules", multiple=True, help="module to import that registers gymnasium envs")
+@click.option("--env-module", "env_modules", multiple=True, help="module that registers gymnasium envs on import, or module:function to call (minatar.gym:register_envs)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--steps", type=_Frames(), default=DEFAULT_STEPS, show_default=True, help="random steps of the step-contract check")
 @click.option("--min-fps", type=float, default=ENV_MIN_FPS, show_default=True, help="performance floor, frames/s")

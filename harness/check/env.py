@@ -8,6 +8,11 @@ module (``env_modules``) is checked with the wrapper and settings a run would us
     it builds with a Discrete action space and a Box observation space of rank 1 (vector) or
     3 ([C, H, W] image); ``reset`` and ``step`` return what the engine expects; every observation
     (including the final one of an episode) lies inside the observation space; rewards are finite.
+``network``
+    every built-in algorithm builds its default network for this observation space (the Mnih 2013
+    net for Atari-sized images, the MinAtar reference net for small grids, an MLP for vectors) and
+    takes one loss and backward pass on real transitions of the environment, so an environment that
+    passes can be trained.
 ``seed``
     ``reset(seed=s)`` followed by the same actions gives the same trajectory, in the same instance
     and in a new one; different seeds are reported (not required: some tasks start deterministically).
@@ -28,13 +33,18 @@ import numpy as np
 from harness.check.report import CheckReport, CheckRow
 from harness.check.runner import CheckFailure, Runner
 
-STAGES = ("api", "seed", "performance")
+STAGES = ("api", "network", "seed", "performance")
+BUILTIN_ALGORITHMS = ("one_step_q", "one_step_sarsa", "n_step_q", "a3c")
 DEFAULT_MIN_FPS = 500.0
 DEFAULT_STEPS = 500
 
 SEED_FIX = (
     "reset(seed=s) must seed every random source of the environment: in a gymnasium Env call "
     "super().reset(seed=seed) and draw from self.np_random, never from np.random.* or the random module"
+)
+NETWORK_FIX = (
+    "the built-in networks take vectors [N] and images [C, H, W] or [H, W, C] of at least 3x3 pixels; for "
+    "another observation write a plug-in whose build_network fits it (docs/PLUGINS.md)"
 )
 SPACE_FIX = (
     "return observations inside observation_space (same shape, within low/high, finite), or declare "
@@ -136,6 +146,9 @@ class _EnvCheck:
                   f"seed in [0, 2**32) (the engine derives one per worker, here {self.seed})")
         r.run("api", "step contract", self.step_contract, ("reset",),
               fix="step(action) must return (observation, reward, terminated, truncated, info)")
+        for name in BUILTIN_ALGORITHMS:
+            r.run("network", f"{name} network and loss", lambda name=name: self.network(name), ("step contract",),
+                  fix=NETWORK_FIX)
         r.run("seed", "seeded reset reproducible", self.seeded, ("reset",))
         r.run("seed", "different seeds", self.different_seeds, ("reset",))
         r.run("performance", "frames/s", self.performance, ("reset",))
@@ -167,8 +180,8 @@ class _EnvCheck:
         rank = len(space.shape)
         if rank not in (1, 3):
             raise CheckFailure(f"observation shape {tuple(space.shape)} has rank {rank}",
-                               "observations must be vectors [N] or images [C, H, W] (channels first): "
-                               "flatten, or add/move the channel axis with a wrapper")
+                               "observations must be vectors [N] or images [C, H, W] or [H, W, C]: "
+                               "flatten, or add the channel axis with a wrapper")
         kind = "image" if rank == 3 else "vector"
         return f"Box{tuple(space.shape)} {space.dtype} ({kind})", {"shape": list(space.shape), "kind": kind}
 
@@ -206,6 +219,41 @@ class _EnvCheck:
             "no episode ended (autoreset not exercised: raise --steps)"
         return (f"{self.steps} random steps; rewards in [{rmin:g}, {rmax:g}]; {ended}",
                 {"steps": self.steps, "episodes": episodes, "reward_min": rmin, "reward_max": rmax})
+
+    # -- network -----------------------------------------------------------------------------
+    def network(self, name: str):
+        import torch
+
+        from harness.config import observation_kind
+        from harness.engine.worker import SegmentCollector
+        from harness.plugins import load_algorithm
+
+        cls = load_algorithm(name)
+        algo = cls(cls.make_hyperparameters(observation_kind(self.spec, self.settings)))
+        env = self._make()
+        torch.manual_seed(self.run_seed)
+        rng = np.random.default_rng(self.seed)
+        try:
+            net = algo.build_network(env.observation_space, env.n_actions)
+            target = algo.build_network(env.observation_space, env.n_actions) if algo.uses_target_network else None
+            algo.init_worker(0, rng)
+            collector = SegmentCollector(env, algo, int(getattr(algo.hp, "t_max", 5)), self.settings.clip_rewards,
+                                         seed=self.seed, rng=rng)
+            seg, _ = collector.collect(net, 0, rng)
+            loss, _ = algo.loss(net, target, seg)
+            loss.backward()
+        except Exception as exc:  # noqa: BLE001 - whatever the mismatch, say it in one line
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise CheckFailure(f"{name}: {type(exc).__name__}: {detail}", NETWORK_FIX) from None
+        grads = [p.grad for p in net.parameters() if p.grad is not None]
+        norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads))) if grads else 0.0
+        if not math.isfinite(float(loss.detach())) or not math.isfinite(norm):
+            raise CheckFailure(f"{name}: non-finite loss or gradient on real transitions",
+                               "observations must be finite numbers the network can take")
+        params = sum(p.numel() for p in net.parameters())
+        torso = type(getattr(net, "torso", net)).__name__
+        return (f"{torso}, {params:,} parameters; loss {float(loss.detach()):.3g} on {len(seg)} transitions, "
+                f"|grad| {norm:.3g}", {"torso": torso, "parameters": params})
 
     # -- seed ----------------------------------------------------------------------------------
     def _trajectory(self, env, seed: int, steps: int) -> list[tuple]:

@@ -240,16 +240,28 @@ def _mark_failed(out_dir: Path, error: str, status: dict | None = None) -> None:
 def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> RunResult:
     torch.set_num_threads(1)
 
-    algo_cls = load_algorithm(cfg.algorithm)
-    algo = algo_cls(algo_cls.Hyperparameters(**cfg.hyperparameters))
-    probe_env = make_env(cfg.env_spec, cfg.env_settings)
-    net = initial_network(cfg, algo, probe_env)
-    params = flatten_into(net).share_memory_()
-    target = params.clone().share_memory_() if algo.uses_target_network else None
-    opt_state = OptimizerState.allocate(cfg.optimizer, params.numel(), cfg.threads)
+    previous = store.read_json(out_dir / "status.json") or {}
+    probe_env = None
+    try:  # building the method, its environment and network: any failure is one line and a failed run
+        algo_cls = load_algorithm(cfg.algorithm)
+        algo = algo_cls(algo_cls.Hyperparameters(**cfg.hyperparameters))
+        probe_env = make_env(cfg.env_spec, cfg.env_settings)
+        net = initial_network(cfg, algo, probe_env)
+        with torch.no_grad():  # one forward pass on a real observation: a network that does not fit fails here
+            net(torch.from_numpy(probe_env.reset(seed=0)).unsqueeze(0))
+        params = flatten_into(net).share_memory_()
+        target = params.clone().share_memory_() if algo.uses_target_network else None
+        opt_state = OptimizerState.allocate(cfg.optimizer, params.numel(), cfg.threads)
+    except Exception as exc:  # noqa: BLE001 - a plug-in's or an environment's error, whatever it is
+        if probe_env is not None:
+            probe_env.close()
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        msg = (f"setting up {cfg.algorithm} on {cfg.env} failed: {type(exc).__name__}: {detail} "
+               f"(harness check env {cfg.env} / harness check algorithm {cfg.algorithm} say more)")
+        _mark_failed(out_dir, msg, previous or {"schema_version": 1, "started_at": store.utc_now()})
+        raise RunFolderError(msg, exit_code=1) from None
 
     frames0, elapsed0, snapshots = 0, 0.0, []
-    previous = store.read_json(out_dir / "status.json") or {}
     ckpt_path = out_dir / CHECKPOINT
     try:
         ckpt = _load_checkpoint(out_dir, params.numel(), warn) if resume else None
