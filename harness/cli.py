@@ -12,14 +12,11 @@ import click
 
 from harness.config import OPTIMIZERS, ConfigError, EngineSettings, EvalSettings, make_run_config
 from harness.envs import EnvSettings
+from harness.errors import HarnessError  # noqa: F401 - part of this module's interface
 
 EXIT_CODES = {"done": 0, "failed": 1, "diverged": 3, "interrupted": 130}
 
 
-class HarnessError(click.ClickException):
-    """A one-line user error: exit code 2, no traceback."""
-
-    exit_code = 2
 
 
 def _hyperparameter_fields() -> dict[str, dataclasses.Field]:

@@ -16,12 +16,11 @@ from harness.check.algorithm import STAGES as ALGORITHM_STAGES
 from harness.check.env import DEFAULT_MIN_FPS as ENV_MIN_FPS
 from harness.check.env import DEFAULT_STEPS
 from harness.check.env import STAGES as ENV_STAGES
+from harness.errors import HarnessError
 from harness.check.report import FAIL, PASS, CheckReport, CheckRow, format_row, table_header
 
 
 def _usage_error(message: str) -> click.ClickException:
-    from harness.cli import HarnessError  # late: harness.cli imports this module
-
     return HarnessError(message)
 
 

@@ -11,12 +11,7 @@ from pathlib import Path
 
 import click
 
-
-class HarnessError(click.ClickException):
-    """A one-line user error: exit code 2, no traceback (same contract as harness.cli.HarnessError)."""
-
-    exit_code = 2
-
+from harness.errors import HarnessError
 
 EXECUTORS = ("local", "ray")
 
