@@ -218,6 +218,10 @@ def test_shipped_suites():
     smoke = load_suite(SUITES / "smoke.yaml")
     assert set(smoke.algorithms) == {"one_step_q", "one_step_sarsa", "n_step_q", "a3c"}
     assert any(r.config.env_spec.is_atari for r in smoke.runs())
+    for name, threads in (("minatar", [1, 2, 4, 8, 16]), ("minatar16", [1, 2, 4, 8, 16]), ("minatar2", [1, 2])):
+        m = load_suite(SUITES / f"{name}.yaml")  # module:function registration of MinAtar's games
+        assert m.threads == threads and set(m.algorithms) == {"one_step_q", "one_step_sarsa", "n_step_q", "a3c"}
+        assert all(r.config.env_spec.game.startswith("MinAtar/") for r in m.runs()) and "frame" in m.description
     demo = load_suite(SUITES / "demo.yaml")
     assert demo.threads == [1, 2] and len(demo.learning_rates) >= 2 and len(demo.seeds) >= 2
     assert "frame" in demo.description.lower()
