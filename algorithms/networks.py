@@ -39,6 +39,14 @@ def image_layout(shape: tuple[int, ...]) -> tuple[bool, int, int, int]:
     return False, a, b, c
 
 
+def as_image_batch(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """[B, C, H, W] float32: channel-last batches permuted, uint8 pixels scaled to [0, 1], booleans
+    and floats taken as they are."""
+    if channels_last:
+        x = x.permute(0, 3, 1, 2)
+    return x.float() * (1.0 / 255.0) if x.dtype == torch.uint8 else x.float()
+
+
 class AtariTorso(nn.Module):
     """Mnih et al. 2013 (the paper's scaling experiments): conv 16 8x8/4, conv 32 4x4/2, FC 256;
     uint8 inputs scaled to [0, 1]."""
@@ -59,10 +67,7 @@ class AtariTorso(nn.Module):
         self.out_dim = 256
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
-            x = x.permute(0, 3, 1, 2)
-        scale = (1.0 / 255.0) if x.dtype == torch.uint8 else 1.0
-        return self.fc(self.conv(x.float() * scale))
+        return self.fc(self.conv(as_image_batch(x, self.channels_last)))
 
 
 class SmallImageTorso(nn.Module):
@@ -79,10 +84,7 @@ class SmallImageTorso(nn.Module):
         self.out_dim = 128
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
-            x = x.permute(0, 3, 1, 2)
-        scale = (1.0 / 255.0) if x.dtype == torch.uint8 else 1.0
-        return self.fc(self.conv(x.float() * scale))
+        return self.fc(self.conv(as_image_batch(x, self.channels_last)))
 
 
 class MLPTorso(nn.Module):

@@ -98,13 +98,13 @@ def test_workers_final_epsilon_follows_the_paper_over_the_runs_of_a_sweep(tmp_pa
     assert chi2 < 13.8  # chi-square, 2 degrees of freedom, p = 0.001
 
 
-class _OneDimEnv:
-    """Episodes of `length` steps with a 1-d observation."""
+class _TimeLimitEnv:
+    """Rewards 1 per step; a real terminal at step `terminal_at`, else the time limit cuts at `limit`."""
 
     n_actions = 2
 
-    def __init__(self, length=3):
-        self.length, self.t = length, 0
+    def __init__(self, limit, terminal_at=None):
+        self.limit, self.terminal_at, self.t = limit, terminal_at, 0
 
     def reset(self, seed=None):
         self.t = 0
@@ -113,8 +113,10 @@ class _OneDimEnv:
     def step(self, a):
         self.t += 1
         obs = np.full(1, float(self.t), dtype=np.float32)
-        if self.t == self.length:
+        if self.t == self.terminal_at:
             return self.reset(), 1.0, True, True, obs
+        if self.t == self.limit:  # truncated: over, not terminal
+            return self.reset(), 1.0, False, True, obs
         return obs, 1.0, False, False, None
 
 
@@ -124,7 +126,7 @@ def test_final_epsilon_is_resampled_at_each_episode_start_or_kept_per_worker(res
     algo = cls(cls.make_hyperparameters("image", {"epsilon_resample": resample}))
     rng = np.random.default_rng(0)
     algo.init_worker(0, rng)
-    col = SegmentCollector(_OneDimEnv(length=3), algo, t_max=5, clip_rewards=True, rng=rng)
+    col = SegmentCollector(_TimeLimitEnv(limit=100, terminal_at=3), algo, t_max=5, clip_rewards=True, rng=rng)
     net = nn.Linear(1, 2)
     per_episode = []
     for _ in range(600):
@@ -225,28 +227,6 @@ def test_engine_copies_theta_into_the_target_network_at_the_period(tmp_path):
     initial = flatten_into(initial_network(cfg, load_algorithm("one_step_q")(), make_env(cfg.env_spec, cfg.env_settings)))
     assert not torch.equal(ckpt["target"], initial.detach())  # θ⁻ was refreshed during the run
     assert torch.equal(ckpt["target"], ckpt["params"])
-
-
-class _TimeLimitEnv:
-    """Rewards 1 per step; a real terminal at step `terminal_at`, else the time limit cuts at `limit`."""
-
-    n_actions = 2
-
-    def __init__(self, limit, terminal_at=None):
-        self.limit, self.terminal_at, self.t = limit, terminal_at, 0
-
-    def reset(self, seed=None):
-        self.t = 0
-        return np.zeros(1, dtype=np.float32)
-
-    def step(self, a):
-        self.t += 1
-        obs = np.full(1, float(self.t), dtype=np.float32)
-        if self.t == self.terminal_at:
-            return self.reset(), 1.0, True, True, obs
-        if self.t == self.limit:  # truncated: over, not terminal
-            return self.reset(), 1.0, False, True, obs
-        return obs, 1.0, False, False, None
 
 
 @pytest.mark.parametrize("terminal", [False, True])
