@@ -23,7 +23,7 @@ from harness import store
 from harness.cli import cli
 from harness.config import make_run_config
 from harness.engine import train
-from harness.engine.run import CHECKPOINT, PREVIOUS_CHECKPOINT, RunFolderError
+from harness.engine.run import CHECKPOINT, PREVIOUS_CHECKPOINT
 
 TINY = ["--algo", "a3c", "--env", "CartPole-v1", "--frames", "3000", "--eval-episodes", "1"]
 

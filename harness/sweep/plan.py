@@ -18,7 +18,6 @@ hyperparameters) is never overwritten: planning stops with an error naming it.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections import defaultdict
