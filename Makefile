@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS ?= test,ray,minatar
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-learning bench clean
 
 install: $(STAMP)
 
@@ -20,6 +20,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Each method trains CartPole for its whole 500k-frame budget and must hold a last-50-episode mean
+# of 195 (tests/test_learning.py): about 10 minutes on 2 cores, so it is its own target; CI runs both.
+test-learning: $(STAMP)
+	$(PY) -m pytest -q -m learning tests/test_learning.py
 
 bench: $(STAMP)
 	$(VENV)/bin/harness bench

@@ -18,7 +18,7 @@ import pytest
 from harness.config import make_run_config
 from harness.engine import train
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.learning]
 BUDGET = 500_000
 TARGET, WINDOW = 195.0, 50
 
