@@ -143,7 +143,10 @@ def test_bootstrap_intervals_agree_with_rliable():
 
     from harness.report.aggregates import point_aggregates, point_improvement, point_profile
 
-    reps = 3000
+    # Both are Monte Carlo estimates of the same percentiles: with 4,000 resamples a 2.5% percentile
+    # has a standard error of about 0.055 bootstrap SDs, so two estimates differ by about 0.08 SD;
+    # the bounds below allow ~4 of those (a wrong resampling scheme moves them further).
+    reps = 4000
     rng = np.random.default_rng(7)
     scores = rng.normal(1.0, 0.5, size=(12, 4))
     four = lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_median(x), metrics.aggregate_mean(x),
@@ -154,7 +157,7 @@ def test_bootstrap_intervals_agree_with_rliable():
     boot = stats.stratified_bootstrap(scores, stats.aggregate_metrics, reps, np.random.default_rng(0))
     lo, hi = stats.percentile_interval(boot)
     spread = boot.std(axis=0)
-    assert np.all(np.abs(lo - ref[0]) < 0.15 * spread) and np.all(np.abs(hi - ref[1]) < 0.15 * spread)
+    assert np.all(np.abs(lo - ref[0]) < 0.3 * spread) and np.all(np.abs(hi - ref[1]) < 0.3 * spread)
     assert point_aggregates(scores) == pytest.approx(four(scores))
 
     x, y = rng.normal(1.2, 0.5, size=(6, 3)), rng.normal(1.0, 0.5, size=(5, 3))
@@ -167,16 +170,16 @@ def test_bootstrap_intervals_agree_with_rliable():
     by = np.take_along_axis(y[None], stats.stratified_task_indices(cy, y.shape[0], reps, g), axis=1)
     boot = stats.probability_of_improvement(bx, by)
     lo, hi = stats.percentile_interval(boot)
-    assert abs(lo - ref[0][0]) < 0.25 * boot.std() and abs(hi - ref[1][0]) < 0.25 * boot.std()
+    assert abs(lo - ref[0][0]) < 0.35 * boot.std() and abs(hi - ref[1][0]) < 0.35 * boot.std()  # steps of 1/90
     assert point_improvement(x, y) == pytest.approx(metrics.probability_of_improvement(x, y))
 
     taus = np.linspace(0, 2, 9)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        ref = _rliable_interval(scores, lambda s: rly.score_distributions(s, taus), 1000)
-    boot = stats.stratified_bootstrap(scores, lambda s: stats.performance_profile(s, taus), 1000, np.random.default_rng(2))
+        ref = _rliable_interval(scores, lambda s: rly.score_distributions(s, taus), 2000)
+    boot = stats.stratified_bootstrap(scores, lambda s: stats.performance_profile(s, taus), 2000, np.random.default_rng(2))
     lo, hi = stats.percentile_interval(boot)
-    assert np.all(np.abs(lo - ref[0]) <= 0.03) and np.all(np.abs(hi - ref[1]) <= 0.03)  # steps of 1/48
+    assert np.all(np.abs(lo - ref[0]) <= 0.045) and np.all(np.abs(hi - ref[1]) <= 0.045)  # 2 steps of 1/48
     assert point_profile(scores, taus) == pytest.approx(rly.score_distributions(scores, taus))
     # uneven run counts: the NaN-aware functions, which rliable cannot take
     ragged = stats.pad_ragged([[1.0, 2.0, 3.0], [10.0]])
