@@ -160,13 +160,14 @@ def measure_training(cfg: RunConfig, seconds: float, hogwild: bool = True) -> di
 
 def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: float,
               log=print, repeat: int = 1, unshared_control: bool = False,
-              optimizer: str = "shared_rmsprop") -> dict:
+              optimizer: str = "shared_rmsprop", env_modules: tuple[str, ...] = ()) -> dict:
     """``unshared_control`` adds, for every thread count above 1, rows of the same training with
     unshared θ and optimizer statistics (``sharing`` = "unshared"): the efficiency the machine
     allows without the cost of sharing them, to set beside the method's own."""
     rows: list[BenchRow] = []
     for algo in algorithms:
-        base = make_run_config(algorithm=algo, env=env, threads=1, frames=10**12, optimizer=optimizer)
+        base = make_run_config(algorithm=algo, env=env, threads=1, frames=10**12, optimizer=optimizer,
+                               env_modules=env_modules)
         comp = measure_components(base, seconds)
         log(f"{algo}: env {comp['env_fps']:,.0f} frames/s, acting {comp['act_fps']:,.0f} frames/s, "
             f"learning {comp['learn_ms']:.2f} ms/segment, bound {comp['bound_fps']:,.0f} frames/s per worker")
@@ -175,7 +176,7 @@ def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: floa
         for _ in range(repeat):  # round-robin, so drift on a shared machine hits every row alike
             for n, hogwild in plan:
                 cfg = make_run_config(algorithm=algo, env=env, threads=n, frames=10**12, optimizer=optimizer,
-                                      engine={"max_seconds": seconds, "checkpoint_seconds": 0},
+                                      env_modules=env_modules, engine={"max_seconds": seconds, "checkpoint_seconds": 0},
                                       eval={"episodes": 0})
                 samples[n, hogwild].append(measure_training(cfg, seconds, hogwild))
                 if repeat > 1:

@@ -216,7 +216,10 @@ def _csv_list(kind):
                    "efficiency without the cost of Hogwild sharing (a control, not a method)")
 @click.option("--optimizer", type=click.Choice(["shared_rmsprop", "rmsprop", "momentum_sgd"]), default="shared_rmsprop",
               show_default=True, help="the engine's optimizer for every measurement")
-def bench(algorithms, env, threads, seconds, out, baseline, tolerance, repeat, unshared_control, optimizer) -> None:
+@click.option("--env-module", "env_modules", multiple=True,
+              help="module that registers gymnasium envs on import, or module:function to call (minatar.gym:register_envs)")
+def bench(algorithms, env, threads, seconds, out, baseline, tolerance, repeat, unshared_control, optimizer,
+          env_modules) -> None:
     """Measure env, acting, learning and training throughput per worker count (see docs/BENCHMARKS.md)."""
     from harness import bench as b
     from harness.plugins import AlgorithmError, load_algorithm
@@ -225,7 +228,7 @@ def bench(algorithms, env, threads, seconds, out, baseline, tolerance, repeat, u
     try:
         for a in algorithms:
             load_algorithm(a)
-        make_run_config(algorithm=algorithms[0], env=env)
+        make_run_config(algorithm=algorithms[0], env=env, env_modules=tuple(env_modules))
     except (AlgorithmError, ConfigError) as exc:
         raise HarnessError(str(exc)) from None
     if not threads or min(threads) < 1:
@@ -237,7 +240,7 @@ def bench(algorithms, env, threads, seconds, out, baseline, tolerance, repeat, u
                    "measure the scheduler, not the method (flagged in the output)", err=True)
     try:
         result = b.run_bench(algorithms, env, threads, seconds, log=lambda m: click.echo(m, err=True), repeat=repeat,
-                             unshared_control=unshared_control, optimizer=optimizer)
+                             unshared_control=unshared_control, optimizer=optimizer, env_modules=tuple(env_modules))
     except b.BenchError as exc:
         click.echo(f"harness: error: {exc}", err=True)
         raise SystemExit(1) from None

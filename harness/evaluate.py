@@ -12,15 +12,25 @@ import time
 import numpy as np
 import torch
 
-EVAL_SEED_OFFSET = 1_000_003
+#: the evaluation's stream of a run's seed sequence (workers use streams 0, 1, ...: worker_seeds)
+EVAL_STREAM = 1_000_003
+
+
+def eval_seeds(seed: int) -> tuple[int, int]:
+    """(environment seed, numpy seed) of a run's evaluation, derived from the run seed like the
+    workers' (``SeedSequence([seed, EVAL_STREAM])``): 32-bit, as some environments require
+    (MinAtar seeds numpy's legacy RandomState), for run seeds of any size (a sweep's are 62-bit)."""
+    a, b = np.random.SeedSequence([int(seed), EVAL_STREAM]).generate_state(2)
+    return int(a), int(b)
 
 
 def evaluate(algo, net, env, episodes: int, seed: int, max_seconds: float = 600.0,
              should_stop=lambda: False) -> list[float]:
     """Play up to ``episodes`` whole episodes with ``net``; stop early after ``max_seconds``
     (at least one episode is always finished) or, between episodes, when ``should_stop()``."""
-    rng = np.random.default_rng(seed + EVAL_SEED_OFFSET)
-    obs = env.reset(seed=seed + EVAL_SEED_OFFSET)
+    env_seed, rng_seed = eval_seeds(seed)
+    rng = np.random.default_rng(rng_seed)
+    obs = env.reset(seed=env_seed)
     returns: list[float] = []
     ret = 0.0
     start = time.monotonic()

@@ -334,11 +334,28 @@ def test_minatar_breakout_trains_through_module_function_registration(tmp_path):
     """The real MinAtar (the `minatar` extra, installed by make)."""
     from harness.engine import train
 
+    # a sweep's 62-bit run seed: MinAtar takes only 32-bit seeds, in training and in evaluation
     cfg = make_run_config(algorithm="a3c", env="MinAtar/Breakout-v1", env_modules=("minatar.gym:register_envs",),
-                          frames=4_000, eval={"episodes": 1})
-    assert cfg.env_spec.frames_per_step == 1 and not cfg.env_spec.is_atari
+                          frames=4_000, eval={"episodes": 1}, run_seed=derive_run_seed("minatar2", "a3c-run"))
+    assert cfg.env_spec.frames_per_step == 1 and not cfg.env_spec.is_atari and cfg.run_seed >= 2**32
     result = train(cfg, tmp_path)
     assert result.state == "done", result.error
+    import json
+
     import pandas as pd
 
     assert len(pd.read_csv(tmp_path / "episodes.csv")) > 10
+    assert len(pd.read_csv(tmp_path / "evals.csv")) == 1  # the final model was evaluated
+    assert json.loads((tmp_path / "status.json").read_text())["state"] == "done"
+
+
+def test_evaluation_seeds_are_32_bit_and_differ_from_the_workers():
+    from harness.engine.worker import worker_seeds
+    from harness.evaluate import eval_seeds
+
+    for seed in (0, 1, 2**31, 2**62 - 1):
+        env_seed, rng_seed = eval_seeds(seed)
+        assert 0 <= env_seed < 2**32 and 0 <= rng_seed < 2**32
+        assert eval_seeds(seed) == (env_seed, rng_seed)  # deterministic
+        assert env_seed not in {worker_seeds(seed, w)[0] for w in range(16)}
+    assert eval_seeds(1) != eval_seeds(2)
