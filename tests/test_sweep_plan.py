@@ -209,3 +209,17 @@ def test_ray_missing_is_a_one_line_error(monkeypatch, suite_file, tmp_path):
     res = CliRunner().invoke(cli, ["sweep", str(suite_file), "--executor", "ray", "--results-dir", str(tmp_path)])
     assert res.exit_code == 2, res.output
     assert "pip install 'async-rl-harness[ray]'" in res.output and "Traceback" not in res.output
+
+
+def test_dry_run_default_throughput_follows_the_observation():
+    """MinAtar's grids are not estimated at CartPole's pace: a default per kind, and measured runs
+    of other non-Atari games are not pooled across kinds."""
+    from harness.config import make_run_config
+
+    minatar = make_run_config(algorithm="a3c", env="MinAtar/Breakout-v1", env_modules=("minatar.gym:register_envs",))
+    cartpole = make_run_config(algorithm="a3c", env="CartPole-v1")
+    assert plan.throughput_kind(minatar) == "image" and plan.throughput_kind(cartpole) == "vector"
+    measured_cartpole = plan.Throughput({("a3c", "CartPole-v1"): 5000.0}, {"CartPole-v1": 5000.0}, {}, 1)
+    assert measured_cartpole.per_thread("a3c", "MinAtar/Breakout-v1", "image") == (plan.DEFAULT_FPS_PER_THREAD["image"], "default")
+    assert plan.DEFAULT_FPS_PER_THREAD["image"] < plan.DEFAULT_FPS_PER_THREAD["vector"]
+    assert measured_cartpole.per_thread("n_step_q", "CartPole-v1", "vector") == (5000.0, "measured (other algorithms)")

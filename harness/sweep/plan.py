@@ -36,8 +36,9 @@ RUNNER_LOG = "runner.log"
 #: Training frames/s per actor-learner thread used by --dry-run when no finished run has been
 #: measured (measured on a 2-core AMD EPYC VM shared with other jobs): Atari with the Mnih-2013
 #: network, about 1,100-1,300 frames/s (~300 agent steps/s x 4 frames); CartPole-v1 with the small
-#: MLP, 2,000-6,000 frames/s depending on load. Finished runs under --results-dir replace them.
-DEFAULT_FPS_PER_THREAD = {"atari": 1000.0, "vector": 4000.0}
+#: MLP, 2,000-6,000 frames/s depending on load; MinAtar's 10x10 grids with the small-image network,
+#: 600-1,100 frames/s (2026-12-01). Finished runs under --results-dir replace them.
+DEFAULT_FPS_PER_THREAD = {"atari": 1000.0, "image": 1000.0, "vector": 4000.0}
 
 
 class PlanError(ValueError):
@@ -162,13 +163,14 @@ class Throughput:
     by_kind: dict[str, float]
     n_measured: int
 
-    def per_thread(self, algorithm: str, game: str, is_atari: bool) -> tuple[float, str]:
+    def per_thread(self, algorithm: str, game: str, kind: str) -> tuple[float, str]:
+        """``kind``: "atari", or "image" / "vector" for other environments (``throughput_kind``);
+        measured runs of other games are pooled as Atari or not."""
         if (algorithm, game) in self.by_algo_game:
             return self.by_algo_game[(algorithm, game)], "measured"
         if game in self.by_game:
             return self.by_game[game], "measured (other algorithms)"
-        kind = "atari" if is_atari else "vector"
-        if kind in self.by_kind:
+        if kind == "atari" and kind in self.by_kind:
             return self.by_kind[kind], f"measured (other {kind} games)"
         return DEFAULT_FPS_PER_THREAD[kind], "default"
 
@@ -194,7 +196,8 @@ def measured_throughput(results_dir: Path) -> Throughput:
             algo, game = str(config.get("algorithm")), str(config.get("game"))
             samples["ag"][(algo, game)].append(per)
             samples["g"][game].append(per)
-            samples["k"]["atari" if config.get("is_atari") else "vector"].append(per)
+            if config.get("is_atari"):
+                samples["k"]["atari"].append(per)
     med = {k: {key: statistics.median(v) for key, v in d.items()} for k, d in samples.items()}
     return Throughput(med["ag"], med["g"], med["k"], n)
 
@@ -207,13 +210,25 @@ class Estimate:
     n_measured: int
 
 
+def throughput_kind(cfg) -> str:
+    """"atari", "image" (other image observations: MinAtar's grids) or "vector"."""
+    from harness.config import observation_kind
+
+    if cfg.env_spec.is_atari:
+        return "atari"
+    return observation_kind(cfg.env_spec, cfg.env_settings)
+
+
 def estimate(recs: list[RunRecord], results_dir: Path) -> Estimate:
     tp = measured_throughput(results_dir)
     total = left = 0.0
     sources: dict[str, int] = defaultdict(int)
+    kinds: dict[str, str] = {}
     for rec in recs:
         cfg = rec.run.config
-        per, src = tp.per_thread(cfg.algorithm, cfg.env_spec.game, cfg.env_spec.is_atari)
+        if cfg.env_spec.env_id not in kinds:
+            kinds[cfg.env_spec.env_id] = throughput_kind(cfg)
+        per, src = tp.per_thread(cfg.algorithm, cfg.env_spec.game, kinds[cfg.env_spec.env_id])
         sources["default" if src == "default" else "measured"] += 1
         hours = cfg.frames / per / 3600.0  # = wall hours x threads, when throughput scales linearly
         total += hours
