@@ -16,9 +16,10 @@ import socket
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 EPISODE_COLUMNS = ("frames", "wall_seconds", "worker", "return", "length")
 EVAL_COLUMNS = ("frames", "wall_seconds", "episodes", "mean_return", "median_return", "min_return", "max_return")
@@ -103,6 +104,8 @@ class CsvLog:
 
 def read_csv(path: Path, columns: Iterable[str]) -> pd.DataFrame:
     """A results CSV as a DataFrame; missing or empty files give an empty frame with the columns."""
+    import pandas as pd  # here, not at the top: runs and their workers never read CSVs (start-up)
+
     columns = list(columns)
     try:
         text = Path(path).read_text()

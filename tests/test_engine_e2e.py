@@ -121,19 +121,24 @@ def test_non_finite_loss_is_diverged_not_a_crash(tmp_path):
     assert "non-finite loss" in result.error
 
 
-def _start_cli(tmp_path: Path, frames: int = 50_000_000) -> subprocess.Popen:
+def _start_cli(tmp_path: Path, frames: int = 50_000_000, start_method: str | None = None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "harness.cli", "train", "--algo", "a3c", "--env", "CartPole-v1",
            "--threads", "2", "--frames", str(frames), "--out", str(tmp_path / "run")]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    env = dict(os.environ)
+    env.pop("HARNESS_START_METHOD", None)
+    if start_method:
+        env["HARNESS_START_METHOD"] = start_method
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=env)
 
 
 def _workers(proc: subprocess.Popen, n: int = 2, timeout: float = 60) -> list[psutil.Process]:
-    """The run's worker processes, once they exist and episodes are being logged."""
+    """The run's worker processes (the supervisor's children but multiprocessing's helpers), once
+    they exist and episodes are being logged."""
     episodes = Path(proc.args[-1]) / "episodes.csv"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        workers = [c for c in psutil.Process(proc.pid).children(recursive=True)
-                   if "spawn_main" in " ".join(c.cmdline())]
+        workers = [c for c in psutil.Process(proc.pid).children()
+                   if not any(h in " ".join(c.cmdline()) for h in ("resource_tracker", "forkserver"))]
         if len(workers) >= n and episodes.exists() and len(episodes.read_text().splitlines()) > 3:
             return workers
         time.sleep(0.2)
@@ -145,19 +150,23 @@ def _gone(procs, timeout=10.0) -> bool:
     return not alive
 
 
-def test_sigkill_of_one_worker_fails_the_run_within_seconds(tmp_path):
-    proc = _start_cli(tmp_path)
+@pytest.mark.parametrize("start_method,signame", [(None, "SIGKILL"), ("spawn", "SIGKILL"), (None, "SIGTERM")])
+def test_a_worker_killed_fails_the_run_within_seconds(tmp_path, start_method, signame):
+    """Also SIGTERM: a forked worker must not keep the supervisor's SIGTERM handler (which only
+    sets a flag), or terminating a stuck worker would not stop it."""
+    proc = _start_cli(tmp_path, start_method=start_method)
     try:
         workers = _workers(proc)
         victim = workers[0]
-        victim.send_signal(signal.SIGKILL)
+        victim.send_signal(getattr(signal, signame))
         t = time.monotonic()
         rc = proc.wait(timeout=10)
         assert time.monotonic() - t < 10
         assert rc == 1
         status = json.loads((tmp_path / "run" / "status.json").read_text())
         assert status["state"] == "failed"
-        assert "worker" in status["error"] and "SIGKILL" in status["error"]
+        assert status["start_method"] == (start_method or "fork")  # Linux, single-threaded CLI: fork
+        assert "worker" in status["error"] and signame in status["error"]
         assert _gone(workers), "orphan worker left behind"
     finally:
         if proc.poll() is None:

@@ -174,3 +174,31 @@ def test_sarsa_next_action_is_the_one_taken_next():
     seg2, _ = col.collect(net, 0, None)
     assert seg.next_action is not None
     assert seg2.actions[0].item() == seg.next_action
+
+
+def test_workers_are_forked_only_from_a_single_threaded_process(monkeypatch):
+    import threading
+
+    from harness.engine.run import start_method
+
+    monkeypatch.delenv("HARNESS_START_METHOD", raising=False)
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    assert start_method() == "fork"  # Linux
+    monkeypatch.setattr(threading, "active_count", lambda: 3)  # e.g. a Ray driver's threads
+    assert start_method() == "spawn"
+    monkeypatch.setenv("HARNESS_START_METHOD", "forkserver")
+    assert start_method() == "forkserver"
+
+
+def test_a_bad_start_method_is_one_line_and_touches_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    env = {**__import__("os").environ, "HARNESS_START_METHOD": "vfork"}
+    res = subprocess.run([sys.executable, "-m", "harness.cli", "train", "--algo", "a3c", "--env", "CartPole-v1",
+                          "--frames", "1000", "--out", str(out)], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 2, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert "HARNESS_START_METHOD='vfork'" in line and "fork" in line and "Traceback" not in res.stderr
+    assert not (out / "status.json").exists() and not (out / "episodes.csv").exists()

@@ -1,7 +1,7 @@
 """The supervisor: one run from a :class:`RunConfig` to a finished run folder.
 
 It owns the processes and the shared memory: it builds the model, puts θ, θ⁻, the optimizer
-statistics and the frame counter T in shared memory, spawns ``threads`` workers, writes their
+statistics and the frame counter T in shared memory, starts ``threads`` workers (``start_method``), writes their
 episodes to ``episodes.csv`` as they arrive, checkpoints, and decides how the run ends:
 
 - ``done``: T reached the frame budget (or ``stop_return`` was reached);
@@ -92,6 +92,32 @@ class _Signals:
     def __exit__(self, *exc):
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
+
+
+#: environment variable that forces the workers' start method (fork, spawn or forkserver)
+START_METHOD_ENV = "HARNESS_START_METHOD"
+
+
+def start_method() -> str:
+    """How workers are started: ``fork`` on Linux when this process runs a single thread, else
+    ``spawn``; ``$HARNESS_START_METHOD`` overrides.
+
+    A forked worker starts in milliseconds with torch, the environment's modules and the plug-in
+    already imported; a spawned one imports them again in a fresh interpreter (about 2-3 s of a core
+    per worker on the 2-core VM, most of a short run's start-up: docs/BENCHMARKS.md). Forking a
+    process that runs other threads (a Ray driver, a test runner with helper threads) can copy a lock
+    some thread holds, so such processes spawn."""
+    import threading
+
+    forced = os.environ.get(START_METHOD_ENV)
+    if forced:
+        if forced not in mp.get_all_start_methods():
+            raise RunFolderError(f"${START_METHOD_ENV}={forced!r} is not a start method here: use one of "
+                                 f"{', '.join(mp.get_all_start_methods())}, or unset it")
+        return forced
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
+        return "fork"
+    return "spawn"
 
 
 def _main_thread() -> bool:
@@ -238,6 +264,7 @@ def _mark_failed(out_dir: Path, error: str, status: dict | None = None) -> None:
 
 
 def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> RunResult:
+    method = start_method()  # before anything is touched: a bad $HARNESS_START_METHOD changes no file
     torch.set_num_threads(1)
 
     previous = store.read_json(out_dir / "status.json") or {}
@@ -324,7 +351,8 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
         _mark_failed(out_dir, msg, status)
         raise RunFolderError(msg, exit_code=1) from None
 
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context(method)
+    status["start_method"] = method
     counter = ctx.Value("q", frames0)
     stop = ctx.Event()
     msgs, channel = ctx.Pipe(duplex=False)  # workers write (worker.send), the supervisor reads

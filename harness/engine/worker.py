@@ -1,6 +1,6 @@
 """One actor-learner process: the paper's "thread".
 
-``worker_main`` is a top-level, spawn-safe function. It acts in its own environment with a local
+``worker_main`` is a top-level function, safe to fork or spawn (``engine.run.start_method``). It acts in its own environment with a local
 copy θ' of the shared parameters, asks the algorithm for the segment's loss, and applies the
 gradient to the shared θ without locks. It reports finished episodes, divergence and errors to the
 supervisor through a pipe, and ends when the stop event is set or the frame budget is spent.
@@ -94,9 +94,10 @@ def _die_with_parent() -> None:
 
 
 def worker_main(rank: int, config: dict, shared: SharedState) -> None:
-    """Entry point of worker ``rank`` (spawned by the supervisor)."""
+    """Entry point of worker ``rank`` (forked or spawned by the supervisor)."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker would inherit the supervisor's handler
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
     try:
