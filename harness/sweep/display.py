@@ -102,13 +102,14 @@ def running_table(records: Iterable[RunRecord]) -> Table:
     t.add_column("threads", justify="right")
     t.add_column("progress", justify="right")
     t.add_column("frames/s", justify="right")
+    t.add_column("node")
     rows = list(records)
     for r in rows[:MAX_RUNNING_ROWS]:
         pct = 100.0 * min(r.frames_done, r.frames) / r.frames if r.frames else 0.0
         t.add_row(r.run_id, str(r.threads), f"{fmt_frames(r.frames_done)}/{fmt_frames(r.frames)} ({pct:.0f}%)",
-                  f"{float(r.fps):,.0f}" if r.fps else "-")
+                  f"{float(r.fps):,.0f}" if r.fps else "-", r.node or "-")
     if len(rows) > MAX_RUNNING_ROWS:
-        t.add_row(f"... and {len(rows) - MAX_RUNNING_ROWS} more", "", "", "")
+        t.add_row(f"... and {len(rows) - MAX_RUNNING_ROWS} more", "", "", "", "")
     return t
 
 

@@ -227,6 +227,7 @@ class LocalExecutor:
                         if prog:
                             a.rec.frames_done = int(prog.get("frames", a.rec.frames_done))
                             a.rec.fps = prog.get("frames_per_second")
+                            a.rec.node = prog.get("node") or a.rec.node
                 display.refresh()
                 time.sleep(POLL_SECONDS)
         finally:

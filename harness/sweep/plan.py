@@ -57,6 +57,7 @@ class RunRecord:
     fps: float | None = None  # live while running, final when finished
     wall_seconds: float | None = None
     oversubscribed: bool = False
+    node: str | None = None  # where a running run runs (progress.json "node": host, or Ray node)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -109,6 +110,7 @@ def read_record(record: RunRecord) -> RunRecord:
         if prog:
             record.frames_done = max(record.frames_done, int(prog.get("frames", 0)))
             record.fps = prog.get("frames_per_second")
+            record.node = prog.get("node") or record.node
     return record
 
 

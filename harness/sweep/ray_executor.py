@@ -37,6 +37,9 @@ READ_ORDER = ("checkpoint.pt", "config.json", "episodes.csv", "evals.csv", "runn
 #: ... and written in this order on the driver (episodes before checkpoint, status last)
 WRITE_ORDER = ("config.json", "episodes.csv", "evals.csv", "runner.log", "checkpoint.pt", "progress.json", "status.json")
 SHIPPED_TO_NODE = ("checkpoint.pt", "episodes.csv", "status.json", "runner.log")
+#: environment variable of a node's Ray workers: the folder under which runs keep their scratch
+#: copies on that node (default: the system's temporary folder)
+SCRATCH_ENV = "HARNESS_RAY_SCRATCH"
 
 
 class RayUnavailable(RuntimeError):
@@ -76,6 +79,12 @@ def _snapshot(run_dir: Path, sent: dict[str, tuple[int, int]], force: bool = Fal
     return {"files": files, "deleted": gone}
 
 
+def node_label(node: dict) -> str:
+    """How a Ray node is named in the sweep's output and in ``harness status``: host, IP and the
+    start of Ray's node id (several nodes can share a host and an IP)."""
+    return f"{node.get('hostname', '?')} {node.get('ip', '?')} [{str(node.get('node_id') or '?')[:8]}]"
+
+
 def remote_run(config: dict, run_id: str, files: dict[str, bytes], control, sync_seconds: float,
                driver_cwd: str | None):
     """Body of the Ray generator task (see the module docstring)."""
@@ -87,9 +96,12 @@ def remote_run(config: dict, run_id: str, files: dict[str, bytes], control, sync
 
     import ray
 
-    from harness.sweep.runner import PARENT_ENV
+    from harness.sweep.runner import NODE_ENV, PARENT_ENV
 
-    work = Path(tempfile.mkdtemp(prefix="harness-ray-"))
+    scratch = os.environ.get(SCRATCH_ENV) or None
+    if scratch:
+        Path(scratch).mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="harness-ray-", dir=scratch))
     run_dir = work / run_id
     run_dir.mkdir()
     for name, data in files.items():
@@ -97,15 +109,17 @@ def remote_run(config: dict, run_id: str, files: dict[str, bytes], control, sync
     store.write_json_atomic(run_dir / "config.json", config)
     sent: dict[str, tuple[int, int]] = {}
     _snapshot(run_dir, sent)  # what the driver already has is not shipped back
+    node_id = ray.get_runtime_context().get_node_id()
+    node = {"hostname": os.uname().nodename, "ip": ray.util.get_node_ip_address(), "node_id": node_id}
     env = dict(os.environ)
     env[PARENT_ENV] = str(os.getpid())
+    env[NODE_ENV] = node_label(node)
     if driver_cwd and Path(driver_cwd).is_dir():  # import paths relative to the driver's folder (same machine)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (driver_cwd, env.get("PYTHONPATH")) if p)
     log = open(run_dir / plan.RUNNER_LOG, "ab")
     proc = subprocess.Popen([sys.executable, "-m", "harness.sweep.runner", str(run_dir)], cwd=work,
                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True, close_fds=True, env=env)
-    node = {"hostname": os.uname().nodename, "ip": ray.util.get_node_ip_address()}
     interrupted = False
     try:
         yield {"kind": "started", "node": node, **_snapshot(run_dir, sent)}  # only what changed since shipping
@@ -187,6 +201,40 @@ def apply_files(run_dir: Path, msg: dict) -> None:
             (run_dir / name).unlink(missing_ok=True)
 
 
+#: Ray's switch that, set to 0, makes it resolve this host's address to 127.0.0.1
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def is_loopback(address: str) -> bool:
+    host = address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+def is_auth_error(exc: BaseException) -> bool:
+    """Ray refused this process's token (Ray >= 2.52 token authentication; on by default for local
+    clusters from 2.59 and wherever a token file exists)."""
+    auth_error = getattr(getattr(import_ray(), "exceptions", None), "AuthenticationError", None)
+    seen = set()
+    while exc is not None and id(exc) not in seen:  # ray.init wraps it: ConnectionError from AuthenticationError
+        seen.add(id(exc))
+        if auth_error is not None and isinstance(exc, auth_error):
+            return True
+        text = f"{type(exc).__name__} {exc}".lower()
+        if "authenticationerror" in text or "invalidauthtoken" in text or "auth_token" in text:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def auth_help(where: str, detail: str) -> str:
+    """One line: what failed and the ways to give the driver the cluster's token."""
+    return (f"the Ray cluster {where} refused this driver's authentication token ({detail}): give the driver "
+            "the token the cluster was started with (copy the head node's ~/.ray/auth_token to this "
+            "machine's ~/.ray/auth_token, or set RAY_AUTH_TOKEN to it, or RAY_AUTH_TOKEN_PATH to a file "
+            "holding it), or start the cluster and the driver with RAY_AUTH_MODE=disabled on a trusted "
+            "network; see README 'Running on a Ray cluster'")
+
+
 class RayExecutor:
     name = "ray"
 
@@ -212,13 +260,20 @@ class RayExecutor:
                   "configure_logging": True}
         try:
             if self.address:
+                if is_loopback(self.address):
+                    # Ray rewrites a 127.x address to this host's network IP, where a cluster bound to
+                    # loopback (--node-ip-address=127.0.0.1) does not listen; this makes the driver
+                    # resolve its own address to loopback instead (it starts no node itself)
+                    os.environ.setdefault(LOOPBACK_ENV, "0")
                 ray.init(address=self.address, **kwargs)
             else:
                 ray.init(num_cpus=self.num_cpus or plan.machine_cores(), **kwargs)
         except Exception as exc:  # noqa: BLE001 - e.g. ConnectionError: no cluster at that address
             where = f"at {self.address}" if self.address else "(local instance)"
-            raise RayUnavailable(f"cannot start or reach a Ray cluster {where}: {type(exc).__name__}: "
-                                 f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+            detail = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            if is_auth_error(exc):
+                raise RayUnavailable(auth_help(where, detail)) from None
+            raise RayUnavailable(f"cannot start or reach a Ray cluster {where}: {detail}") from None
         self._owns_ray = True
 
     def shutdown(self) -> None:
@@ -332,12 +387,14 @@ class RayExecutor:
         if msg.get("kind") == "started":
             node = msg.get("node") or {}
             rec.extra["node"] = node
+            rec.node = node_label(node)
             rec.state = "running"
-            display.event(f"start    {rec.run_id} on {node.get('hostname', '?')}")
+            display.event(f"start    {rec.run_id} on {rec.node}")
         prog = store.read_json(rec.dir / plan.PROGRESS_FILE)
         if prog:
             rec.frames_done = int(prog.get("frames", rec.frames_done))
             rec.fps = prog.get("frames_per_second")
+            rec.node = prog.get("node") or rec.node
         if msg.get("kind") == "final":
             rec.extra["rc"] = msg.get("rc")
 

@@ -31,6 +31,8 @@ EXIT_CODES = {"done": 0, "failed": 1, "diverged": 3, "interrupted": 130}
 EXIT_BUSY = 75
 PROGRESS_EVERY = 2.0
 PARENT_ENV = "HARNESS_SWEEP_PARENT"
+#: where the run runs, as progress.json "node" shows it (set by the Ray executor; else the host name)
+NODE_ENV = "HARNESS_NODE"
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:
@@ -85,6 +87,7 @@ class _ProgressWriter:
     def __init__(self, run_dir: Path):
         self.path = run_dir / "progress.json"
         self.last = 0.0
+        self.node = os.environ.get(NODE_ENV) or os.uname().nodename
 
     def __call__(self, p) -> None:
         from harness import store
@@ -98,6 +101,7 @@ class _ProgressWriter:
                 "frames": int(p.frames), "budget": int(p.budget), "frames_per_second": round(float(p.frames_per_second), 1),
                 "wall_seconds": round(float(p.wall_seconds), 2), "episodes": int(p.episodes),
                 "recent_return": p.recent_return, "updated_at": now, "pid": os.getpid(),
+                "node": self.node,
             })
         except OSError:
             pass

@@ -1,0 +1,177 @@
+"""A real multi-node Ray cluster on this one host, loopback only (issue 16): a head node with no CPUs
+and worker nodes with one CPU each, every node bound to 127.0.0.1 with its own scratch folder
+(``HARNESS_RAY_SCRATCH``), token authentication on (``RAY_AUTH_MODE=token``, a random token). The
+sweeps are the CLI a user runs, ``harness sweep SUITE --address 127.0.0.1:PORT``, in subprocesses.
+
+- Two runs at once land on two different nodes and come back whole to the driver's results folder.
+- A node removed while its run is in flight leaves that run ``interrupted`` and resumable; the next
+  sweep (on a new node) finishes it from its last shipped checkpoint with no episode lost or
+  duplicated, and ``harness status`` names the node a running run is on.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from harness import store
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                                                    reason="ray is an optional extra: pip install '.[ray]'")]
+ROOT = Path(__file__).resolve().parents[1]
+
+SUITE = """\
+name: {name}
+description: the multi-node test's runs
+games: [CartPole-v1]
+algorithms: [a3c]
+threads: [1]
+learning_rates: [1.0e-3]
+seeds: {seeds}
+frames: {frames}
+engine: {{checkpoint_seconds: 1}}
+eval: {{episodes: 1}}
+"""
+
+
+class ClusterProcess:
+    """tests/fixtures/ray_cluster.py in its own process (Ray never enters the test runner)."""
+
+    def __init__(self, env: dict):
+        self.env = env
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fixtures" / "ray_cluster.py")], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        self.address = self._answer()["address"]
+
+    def _answer(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"the cluster process ended (exit code {self.proc.poll()})")
+        return json.loads(line)
+
+    def ask(self, command: str) -> dict:
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self._answer()
+
+    def close(self) -> None:
+        try:
+            if self.proc.poll() is None:
+                self.proc.stdin.close()  # end of input: the cluster shuts down
+                self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A head node (no CPUs) and ``add_node(name) -> node id``: worker nodes with one CPU and their
+    own scratch folder tmp_path/scratch-NAME; the environment the nodes and the sweeps share."""
+    env = dict(os.environ)
+    env.update({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # every Ray address of this host is 127.0.0.1
+                "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": uuid.uuid4().hex})
+    c = ClusterProcess(env)
+
+    def add_node(name: str) -> str:
+        return c.ask(f"add {name} {tmp_path / f'scratch-{name}'}")["node_id"]
+
+    try:
+        assert c.address.startswith("127.0.0.1:")
+        yield c, add_node
+    finally:
+        c.close()
+
+
+def _suite(tmp_path: Path, name: str, seeds: int, frames: int) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(SUITE.format(name=name, seeds=seeds, frames=frames))
+    return path
+
+
+def _harness(c: ClusterProcess, *args: str) -> subprocess.Popen:
+    """The CLI, as a user on this host runs it, with the cluster's token."""
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=c.env)
+
+
+def test_runs_land_on_different_nodes_and_come_back_whole(cluster, tmp_path):
+    c, add_node = cluster
+    nodes = [add_node("a"), add_node("b")]
+    suite = _suite(tmp_path, "multinode", seeds=2, frames=20_000)
+    results = tmp_path / "results"
+    proc = _harness(c, "sweep", str(suite), "--results-dir", str(results), "--address", c.address)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    started = [line for line in out.splitlines() if line.startswith("start ")]
+    assert len(started) == 2, out
+    # each run names its node: host, IP, and the start of the node id; two runs, two nodes
+    ids = {n[:8] for n in nodes}
+    used = {line.rsplit("[", 1)[1].rstrip("]") for line in started}
+    assert used == ids, (used, ids, out)
+    assert all("127.0.0.1" in line for line in started)
+    for rid in ("a3c-CartPole-v1-t01-lr1e-03-s0", "a3c-CartPole-v1-t01-lr1e-03-s1"):
+        d = results / "multinode" / rid
+        st = store.read_json(d / "status.json")
+        assert st["state"] == "done" and st["frames_done"] >= 20_000, st
+        episodes = pd.read_csv(d / "episodes.csv")
+        assert len(episodes) > 10 and episodes["frames"].is_monotonic_increasing
+        assert len(pd.read_csv(d / "evals.csv")) == 1 and (d / "checkpoint.pt").stat().st_size > 0
+        assert not (d / "progress.json").exists()
+    # the runs worked in their own node's scratch folder (left empty) and nowhere else
+    for name in ("a", "b"):
+        scratch = tmp_path / f"scratch-{name}"
+        assert scratch.is_dir() and not any(scratch.iterdir())
+    assert not (tmp_path / "scratch-head").exists()  # the head has no CPUs: no run went there
+
+
+def test_a_node_lost_mid_run_leaves_it_resumable(cluster, tmp_path):
+    c, add_node = cluster
+    node = add_node("first")
+    suite = _suite(tmp_path, "lost", seeds=1, frames=60_000)
+    results = tmp_path / "results"
+    run_dir = results / "lost" / "a3c-CartPole-v1-t01-lr1e-03-s0"
+    proc = _harness(c, "sweep", str(suite), "--results-dir", str(results), "--address", c.address)
+    try:
+        deadline = time.monotonic() + 120
+        while not ((run_dir / "checkpoint.pt").exists() and (run_dir / "progress.json").exists()):
+            assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint shipped back"
+            time.sleep(0.2)
+        status = subprocess.run([sys.executable, "-m", "harness.cli", "status", str(suite), "--results-dir", str(results)],
+                                capture_output=True, text=True, timeout=60)
+        assert node[:8] in status.stdout, status.stdout  # harness status names the run's node
+        c.ask(f"remove {node}")
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, out
+    st = store.read_json(run_dir / "status.json")
+    assert st["state"] == "interrupted" and "Ray task lost" in st["error"], st
+    ckpt_frames = int(torch.load(run_dir / "checkpoint.pt", weights_only=False)["frames"])
+    assert 0 < ckpt_frames < 60_000
+    before = pd.read_csv(run_dir / "episodes.csv")
+    kept = before[before["frames"] <= ckpt_frames]
+    assert len(kept) > 0
+
+    add_node("second")
+    proc = _harness(c, "sweep", str(suite), "--results-dir", str(results), "--address", c.address)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "1 resumed" in out, out
+    st = store.read_json(run_dir / "status.json")
+    assert st["state"] == "done" and st["frames_done"] >= 60_000 and st["resumed_from_frames"] >= ckpt_frames, st
+    after = pd.read_csv(run_dir / "episodes.csv")
+    # nothing finished is lost (the episodes up to the checkpoint, unchanged) or duplicated
+    pd.testing.assert_frame_equal(after.iloc[: len(kept)].reset_index(drop=True), kept.reset_index(drop=True))
+    assert after["frames"].is_monotonic_increasing and not after.duplicated().any()
+    assert after["frames"].iloc[-1] > ckpt_frames
