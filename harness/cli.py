@@ -183,10 +183,12 @@ cli.add_command(status)
 cli.add_command(demo)
 
 from harness.check.cli import check  # noqa: E402
+from harness.gate_cli import gate  # noqa: E402
 from harness.report.cli import report  # noqa: E402
 
 cli.add_command(check)
 cli.add_command(report)
+cli.add_command(gate)
 
 
 def _csv_list(kind):

@@ -1,0 +1,215 @@
+"""``harness gate``: did a change make learning worse? A verdict with statistics, for CI.
+
+A *baseline* is a small JSON summary of a results folder (``harness gate save RESULTS --out FILE``):
+per (algorithm, game, threads), the final score of every finished run (the report's final score:
+the mean training return over the last 10% of the budget; a diverged run scores the game's
+collapse score, ``report.scores.run_table``) and the game's normalisation (low, high): the random
+and human scores for Atari, the environment's bounds (CartPole 0-500), else the observed range.
+
+``harness gate check CANDIDATE --baseline FILE`` compares a candidate results folder with it, per
+configuration present in the baseline, on the normalised scale ((score − low) / (high − low)):
+
+    d = mean(candidate) − mean(baseline)        (normalised final scores)
+
+with a bootstrap distribution of d (the runs of each side resampled independently, ``reps``
+times). The configuration *regresses* when, with the stated confidence, d is below −tolerance:
+the ``confidence`` quantile of the bootstrap distribution (a one-sided upper bound) is below
+−tolerance. So a candidate a little worse by seed noise passes, and one clearly worse by more than
+the tolerance fails. Verdicts: ``pass``, ``regression``, ``missing`` (no finished candidate runs;
+counts as a failure: the gate cannot vouch for it).
+
+Exit codes of ``check``: 0 no regression, 1 a regression or a missing configuration, 2 bad input.
+Outputs: a table on stdout, ``--markdown FILE`` (and ``$GITHUB_STEP_SUMMARY`` when set),
+``--junit FILE`` (one test case per configuration).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+KEYS = ("algorithm", "game", "threads")
+
+
+class GateError(ValueError):
+    """Bad input: one line naming what is wrong and what to do."""
+
+
+# ------------------------------------------------------------------------------------------------
+def summarise(results: Path) -> dict:
+    """The baseline summary of a results folder (see the module doc)."""
+    from harness import store
+    from harness.report.load import load_runs
+    from harness.report.scores import run_table
+
+    results = Path(results)
+    if not results.is_dir():
+        raise GateError(f"{results}: no such folder: give a sweep's results folder (results/<suite>)")
+    runset = load_runs([results])
+    table, norms = run_table(runset.runs)
+    if table.empty:
+        raise GateError(f"{results}: no run folders found: run the suite first (harness sweep SUITE)")
+    done = table[table["state"].isin(["done", "diverged"])]
+    if done.empty:
+        raise GateError(f"{results}: no finished runs (done or diverged): finish the sweep first")
+    groups = []
+    for (algorithm, game, threads), g in done.groupby(list(KEYS)):
+        norm = norms.get(game)
+        scores = g["final_score"].to_numpy(dtype=float)
+        low, high = (norm.low, norm.high) if norm is not None else (float(np.nanmin(scores)), float(np.nanmax(scores)))
+        groups.append({
+            "algorithm": algorithm, "game": game, "threads": int(threads),
+            "final_scores": [round(float(s), 4) for s in scores],
+            "diverged": int((g["state"] == "diverged").sum()),
+            "low": low, "high": high, "normalisation": norm.source if norm is not None else "observed range",
+            "frames": float(g["frames_budget"].max()),
+        })
+    return {"schema_version": SCHEMA_VERSION, "kind": "harness-gate-baseline", "created": store.utc_now(),
+            "source": str(results), "versions": store.versions(), "groups": groups}
+
+
+def load_baseline(path: Path) -> dict:
+    """A baseline JSON file, or a results folder summarised on the fly."""
+    path = Path(path)
+    if path.is_dir():
+        return summarise(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise GateError(f"{path}: no such file: write one with harness gate save RESULTS --out {path}") from None
+    except (OSError, ValueError) as exc:
+        raise GateError(f"{path}: not a readable baseline ({exc}): write it again with harness gate save") from None
+    if not isinstance(data, dict) or data.get("kind") != "harness-gate-baseline" or not isinstance(data.get("groups"), list):
+        raise GateError(f"{path}: not a harness gate baseline: write one with harness gate save RESULTS --out FILE")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise GateError(f"{path}: baseline schema_version {data.get('schema_version')}, this harness reads "
+                        f"{SCHEMA_VERSION}: write it again with harness gate save")
+    return data
+
+
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class Verdict:
+    algorithm: str
+    game: str
+    threads: int
+    verdict: str  # pass | regression | missing
+    n_baseline: int
+    n_candidate: int
+    baseline_mean: float
+    candidate_mean: float
+    difference: float  # normalised: mean(candidate) − mean(baseline), in units of (high − low)
+    upper_bound: float  # the ``confidence`` quantile of the bootstrap distribution of the difference
+    tolerance: float
+    confidence: float
+    candidate_diverged: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.algorithm} on {self.game}, {self.threads} thread{'s' if self.threads != 1 else ''}"
+
+
+def bootstrap_difference(base: np.ndarray, cand: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap distribution of mean(cand) − mean(base), each side resampled independently."""
+    b = base[rng.integers(0, base.size, size=(reps, base.size))].mean(axis=1)
+    c = cand[rng.integers(0, cand.size, size=(reps, cand.size))].mean(axis=1)
+    return c - b
+
+
+def compare(candidate: dict, baseline: dict, tolerance: float = 0.1, confidence: float = 0.95,
+            reps: int = 10_000, seed: int = 0) -> list[Verdict]:
+    """A verdict per configuration of the baseline (see the module doc). Both arguments are
+    summaries (``summarise``); the baseline's normalisation is used for both sides."""
+    if not 0 <= tolerance < 1:
+        raise GateError(f"--tolerance {tolerance} must lie in [0, 1): a fraction of the game's score range")
+    if not 0.5 <= confidence < 1:
+        raise GateError(f"--confidence {confidence} must lie in [0.5, 1)")
+    cand = {tuple(g[k] for k in KEYS): g for g in candidate["groups"]}
+    rng = np.random.default_rng(seed)
+    out = []
+    for g in baseline["groups"]:
+        key = tuple(g[k] for k in KEYS)
+        span = float(g["high"]) - float(g["low"])
+        span = span if math.isfinite(span) and span > 0 else 1.0
+        base = (np.asarray(g["final_scores"], dtype=float) - float(g["low"])) / span
+        c = cand.get(key)
+        if c is None or not c["final_scores"]:
+            out.append(Verdict(*key, "missing", base.size, 0, float(base.mean()), math.nan, math.nan, math.nan,
+                               tolerance, confidence, 0))
+            continue
+        cs = (np.asarray(c["final_scores"], dtype=float) - float(g["low"])) / span
+        diff = float(cs.mean() - base.mean())
+        upper = float(np.quantile(bootstrap_difference(base, cs, reps, rng), confidence))
+        verdict = "regression" if upper < -tolerance else "pass"
+        out.append(Verdict(*key, verdict, base.size, cs.size, float(base.mean()), float(cs.mean()), diff, upper,
+                           tolerance, confidence, int(c.get("diverged", 0))))
+    return out
+
+
+def failed(verdicts: list[Verdict]) -> bool:
+    return any(v.verdict != "pass" for v in verdicts)
+
+
+# ------------------------------------------------------------------------------------------------
+def _fmt(x: float) -> str:
+    return "–" if not math.isfinite(x) else f"{x:+.3f}" if x < 0 or x > 0 else "0.000"
+
+
+def markdown(verdicts: list[Verdict], title: str = "Learning gate") -> str:
+    """A Markdown summary: one row per configuration, failures first."""
+    bad = [v for v in verdicts if v.verdict != "pass"]
+    head = (f"### {title}: {'FAILED' if bad else 'passed'} ({len(verdicts) - len(bad)} of {len(verdicts)} "
+            f"configurations pass)\n\n")
+    if verdicts:
+        v0 = verdicts[0]
+        head += (f"A configuration fails when its mean normalised final score is below the baseline's by more "
+                 f"than {v0.tolerance:g} with {v0.confidence:.0%} confidence (one-sided bootstrap bound).\n\n")
+    lines = ["| configuration | verdict | runs (base / cand) | baseline mean | candidate mean | difference | "
+             f"upper bound | diverged |", "|---|---|---|---|---|---|---|---|"]
+    for v in sorted(verdicts, key=lambda v: (v.verdict == "pass", v.name)):
+        mark = {"pass": "pass", "regression": "**regression**", "missing": "**missing**"}[v.verdict]
+        lines.append(f"| {v.name} | {mark} | {v.n_baseline} / {v.n_candidate} | {v.baseline_mean:.3f} | "
+                     f"{'–' if not math.isfinite(v.candidate_mean) else f'{v.candidate_mean:.3f}'} | "
+                     f"{_fmt(v.difference)} | {_fmt(v.upper_bound)} | {v.candidate_diverged} |")
+    return head + "\n".join(lines) + "\n"
+
+
+def junit(verdicts: list[Verdict], suite_name: str = "harness gate") -> str:
+    """JUnit XML: one test case per configuration; a regression or a missing one is a failure."""
+    bad = sum(v.verdict != "pass" for v in verdicts)
+    root = ET.Element("testsuites", name=suite_name, tests=str(len(verdicts)), failures=str(bad))
+    suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(len(verdicts)), failures=str(bad),
+                          errors="0", skipped="0")
+    for v in verdicts:
+        case = ET.SubElement(suite, "testcase", classname=f"{suite_name}.{v.game}", name=v.name)
+        if v.verdict != "pass":
+            msg = (f"{v.verdict}: difference {_fmt(v.difference)}, upper bound {_fmt(v.upper_bound)} "
+                   f"< -{v.tolerance:g}" if v.verdict == "regression" else "missing: no finished candidate runs")
+            ET.SubElement(case, "failure", message=msg, type=v.verdict).text = json.dumps(asdict(v))
+    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def write_outputs(verdicts: list[Verdict], markdown_path: Path | None, junit_path: Path | None,
+                  title: str = "Learning gate") -> list[Path]:
+    """The Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set) and the JUnit XML."""
+    written = []
+    text = markdown(verdicts, title)
+    if markdown_path is not None:
+        Path(markdown_path).write_text(text)
+        written.append(Path(markdown_path))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a") as fh:
+            fh.write(text + "\n")
+        written.append(Path(summary))
+    if junit_path is not None:
+        Path(junit_path).write_text(junit(verdicts))
+        written.append(Path(junit_path))
+    return written

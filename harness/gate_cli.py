@@ -1,0 +1,73 @@
+"""``harness gate save`` / ``harness gate check``: the learning-regression gate's command line
+(see harness/gate.py for the statistics)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from harness.errors import HarnessError
+
+
+@click.group("gate")
+def gate() -> None:
+    """Learning-regression gate for CI: save a baseline from a results folder, check a candidate against it."""
+
+
+@gate.command("save")
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="the baseline JSON to write (small: commit it)")
+def save(results, out):
+    """Summarise RESULTS (a sweep's results folder) into a baseline: final scores per configuration."""
+    from harness import store
+    from harness.gate import GateError, summarise
+
+    try:
+        summary = summarise(results)
+    except GateError as exc:
+        raise HarnessError(str(exc)) from None
+    try:
+        store.write_json_atomic(out, summary)
+    except OSError as exc:
+        raise HarnessError(f"{out}: cannot write the baseline ({exc.strerror or exc}): choose another --out") from None
+    n = sum(len(g["final_scores"]) for g in summary["groups"])
+    click.echo(f"wrote {out}: {len(summary['groups'])} configuration(s), {n} run(s) from {results}")
+
+
+@gate.command("check")
+@click.argument("candidate", type=click.Path(path_type=Path))
+@click.option("--baseline", type=click.Path(path_type=Path), required=True,
+              help="a baseline JSON (harness gate save) or a results folder")
+@click.option("--tolerance", type=float, default=0.1, show_default=True,
+              help="largest acceptable drop of the mean final score, as a fraction of the game's score range")
+@click.option("--confidence", type=float, default=0.95, show_default=True,
+              help="how sure the gate must be that the drop exceeds the tolerance before it fails")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write the Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set)")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write JUnit XML here: one test case per configuration")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write the verdicts as JSON here")
+def check(candidate, baseline, tolerance, confidence, markdown_path, junit_path, json_path):
+    """Compare CANDIDATE (a results folder) with a baseline. Exit 0: no regression; 1: a configuration
+    regressed or is missing; 2: bad input."""
+    from dataclasses import asdict
+
+    from harness.gate import GateError, compare, failed, load_baseline, markdown, summarise, write_outputs
+
+    try:
+        base = load_baseline(baseline)
+        verdicts = compare(summarise(candidate), base, tolerance=tolerance, confidence=confidence)
+        click.echo(markdown(verdicts), nl=False)
+        write_outputs(verdicts, markdown_path, junit_path)
+        if json_path is not None:
+            json_path.write_text(json.dumps([asdict(v) for v in verdicts], indent=1))
+    except GateError as exc:
+        raise HarnessError(str(exc)) from None
+    except OSError as exc:
+        raise HarnessError(f"{exc.filename or '?'}: {exc.strerror or exc}: choose another output path") from None
+    if failed(verdicts):
+        raise SystemExit(1)

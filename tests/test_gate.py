@@ -1,0 +1,124 @@
+"""The learning-regression gate (harness/gate.py) on synthetic run folders whose final scores are
+known: seed noise passes, a drop beyond the tolerance fails, bad input is one line with exit 2."""
+
+from __future__ import annotations
+
+import json
+import math
+from xml.etree import ElementTree as ET
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import cli
+from harness.gate import GateError, bootstrap_difference, compare, junit, markdown, summarise
+from tests.synthetic_runs import write_run
+
+ALGOS = ("a3c", "one_step_q")
+
+
+def _sweep(root, finals: dict[str, list[float]], state: dict[tuple[str, int], str] | None = None):
+    """CartPole runs whose training return is flat at the given final score, per algorithm and seed."""
+    for algo, scores in finals.items():
+        for seed, score in enumerate(scores):
+            write_run(root, algorithm=algo, game="CartPole-v1", seed=seed, frames=100_000, n_episodes=100,
+                      returns=lambda f, t, s=score: np.full_like(f, s), state=(state or {}).get((algo, seed), "done"))
+    return root
+
+
+def test_summary_holds_final_scores_and_the_games_normalisation(tmp_path):
+    base = summarise(_sweep(tmp_path / "base", {"a3c": [400, 420, 380], "one_step_q": [300, 310, 290]}))
+    assert base["kind"] == "harness-gate-baseline" and base["schema_version"] == 1
+    groups = {g["algorithm"]: g for g in base["groups"]}
+    assert sorted(groups["a3c"]["final_scores"]) == [380, 400, 420]
+    assert (groups["a3c"]["low"], groups["a3c"]["high"]) == (0.0, 500.0)  # CartPole-v1's bounds
+    assert groups["a3c"]["threads"] == 1 and groups["a3c"]["game"] == "CartPole-v1"
+
+
+def test_difference_and_bound_by_hand(tmp_path):
+    base = summarise(_sweep(tmp_path / "base", {"a3c": [400, 400, 400]}))
+    cand = summarise(_sweep(tmp_path / "cand", {"a3c": [300, 300, 300]}))
+    (v,) = compare(cand, base, tolerance=0.1, confidence=0.95)
+    # no spread: every resample gives the same difference, (300 - 400) / 500 = -0.2 < -0.1
+    assert v.difference == pytest.approx(-0.2) and v.upper_bound == pytest.approx(-0.2)
+    assert v.verdict == "regression"
+    (v,) = compare(cand, base, tolerance=0.25, confidence=0.95)
+    assert v.verdict == "pass"  # a drop of 0.2 is within a tolerance of 0.25
+
+
+def test_seed_noise_passes_and_a_clear_drop_fails(tmp_path):
+    rng = np.random.default_rng(1)
+    noisy = lambda mean: list(np.clip(rng.normal(mean, 40, size=5), 0, 500))  # noqa: E731 - sd 40 points
+    base = summarise(_sweep(tmp_path / "base", {a: noisy(400) for a in ALGOS}))
+    same = summarise(_sweep(tmp_path / "same", {a: noisy(400) for a in ALGOS}))
+    worse = summarise(_sweep(tmp_path / "worse", {"a3c": noisy(400), "one_step_q": noisy(150)}))
+    assert all(v.verdict == "pass" for v in compare(same, base))
+    verdicts = {v.algorithm: v for v in compare(worse, base)}
+    assert verdicts["a3c"].verdict == "pass" and verdicts["one_step_q"].verdict == "regression"
+
+
+def test_the_gate_rarely_fails_an_unchanged_algorithm():
+    """False alarms: same distribution on both sides, 5 runs each, sd 0.1 of the range, tolerance
+    0.1 at 95%: the bound falls below -0.1 far less often than 5% of the time."""
+    rng = np.random.default_rng(0)
+    alarms = 0
+    for _ in range(200):
+        b, c = rng.normal(0.8, 0.1, 5), rng.normal(0.8, 0.1, 5)
+        upper = np.quantile(bootstrap_difference(b, c, 2000, rng), 0.95)
+        alarms += upper < -0.1
+    assert alarms <= 10  # binomial(200, 0.05) would give ~10; the tolerance makes it rarer still
+
+
+def test_a_diverged_candidate_run_counts_as_a_collapse(tmp_path):
+    base = summarise(_sweep(tmp_path / "base", {"a3c": [400, 400, 400]}))
+    cand = summarise(_sweep(tmp_path / "cand", {"a3c": [400, 400, 400]}, state={("a3c", 2): "diverged"}))
+    (g,) = cand["groups"]
+    assert g["diverged"] == 1 and sorted(g["final_scores"]) == [0.0, 400, 400]  # CartPole's lower bound
+    (v,) = compare(cand, base)
+    assert v.candidate_diverged == 1 and v.difference == pytest.approx(-400 / 3 / 500)
+
+
+def test_missing_configurations_fail_and_outputs_name_them(tmp_path):
+    base = summarise(_sweep(tmp_path / "base", {"a3c": [400, 400], "one_step_q": [300, 300]}))
+    cand = summarise(_sweep(tmp_path / "cand", {"a3c": [400, 400]}))
+    verdicts = compare(cand, base)
+    assert {v.algorithm: v.verdict for v in verdicts} == {"a3c": "pass", "one_step_q": "missing"}
+    text = markdown(verdicts)
+    assert "FAILED" in text and "**missing**" in text and "one_step_q on CartPole-v1, 1 thread" in text
+    root = ET.fromstring(junit(verdicts))
+    cases = root.findall("./testsuite/testcase")
+    assert len(cases) == 2 and root.get("failures") == "1"
+    (failure,) = root.findall("./testsuite/testcase/failure")
+    assert failure.get("type") == "missing"
+    assert math.isnan(json.loads(failure.text)["candidate_mean"])
+
+
+def test_cli_save_check_and_exit_codes(tmp_path, monkeypatch):
+    base_dir = _sweep(tmp_path / "base", {"a3c": [400, 410, 390]})
+    cand_dir = _sweep(tmp_path / "cand", {"a3c": [200, 210, 190]})
+    runner = CliRunner()
+    res = runner.invoke(cli, ["gate", "save", str(base_dir), "--out", str(tmp_path / "baseline.json")])
+    assert res.exit_code == 0, res.output
+    summary_file = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary_file))
+    res = runner.invoke(cli, ["gate", "check", str(base_dir), "--baseline", str(tmp_path / "baseline.json"),
+                              "--junit", str(tmp_path / "gate.xml")])
+    assert res.exit_code == 0, res.output
+    assert "passed" in summary_file.read_text() and ET.parse(tmp_path / "gate.xml").getroot().get("failures") == "0"
+    res = runner.invoke(cli, ["gate", "check", str(cand_dir), "--baseline", str(tmp_path / "baseline.json")])
+    assert res.exit_code == 1 and "**regression**" in res.output
+    for args, fragment in [
+        (["gate", "check", str(cand_dir), "--baseline", str(tmp_path / "nope.json")], "no such file"),
+        (["gate", "check", str(tmp_path / "empty"), "--baseline", str(tmp_path / "baseline.json")], "no such folder"),
+        (["gate", "check", str(cand_dir), "--baseline", str(summary_file)], "not a readable baseline"),
+        (["gate", "check", str(cand_dir), "--baseline", str(tmp_path / "baseline.json"), "--tolerance", "2"],
+         "--tolerance"),
+    ]:
+        res = runner.invoke(cli, args)
+        assert res.exit_code == 2, (args, res.output)
+        assert fragment in res.output and "Traceback" not in res.output
+
+
+def test_gate_error_is_a_value_error():
+    assert issubclass(GateError, ValueError)
