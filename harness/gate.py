@@ -7,9 +7,14 @@ collapse score, ``report.scores.run_table``) and the game's normalisation (low, 
 and human scores for Atari, the environment's bounds (CartPole 0-500), else the observed range.
 
 ``harness gate check CANDIDATE --baseline FILE`` compares a candidate results folder with it, per
-configuration present in the baseline, on the normalised scale ((score − low) / (high − low)):
+configuration present in the baseline, relative to what the baseline learned above the game's floor:
 
-    d = mean(candidate) − mean(baseline)        (normalised final scores)
+    d = (mean(candidate) − mean(baseline)) / (mean(baseline) − low)
+
+(the denominator at least 5% of the game's range high − low, so a baseline that learned nothing
+does not make every wobble a regression). Smoke budgets end far below a game's maximum (CartPole
+runs of a few minutes end near 100 of 500), so the tolerance is a fraction of the progress made,
+not of the whole range: ``--tolerance 0.25`` fails a candidate that lost more than a quarter of it.
 
 with a bootstrap distribution of d (the runs of each side resampled independently, ``reps``
 times). The configuration *regresses* when, with the stated confidence, d is below −tolerance:
@@ -36,6 +41,9 @@ import numpy as np
 
 SCHEMA_VERSION = 1
 KEYS = ("algorithm", "game", "threads")
+#: the smallest progress a comparison is scaled by, as a fraction of the game's range
+MIN_PROGRESS = 0.05
+DEFAULT_TOLERANCE = 0.25
 
 
 class GateError(ValueError):
@@ -105,7 +113,7 @@ class Verdict:
     n_candidate: int
     baseline_mean: float
     candidate_mean: float
-    difference: float  # normalised: mean(candidate) − mean(baseline), in units of (high − low)
+    difference: float  # (mean(candidate) − mean(baseline)) / (mean(baseline) − low): see the module doc
     upper_bound: float  # the ``confidence`` quantile of the bootstrap distribution of the difference
     tolerance: float
     confidence: float
@@ -123,12 +131,13 @@ def bootstrap_difference(base: np.ndarray, cand: np.ndarray, reps: int, rng: np.
     return c - b
 
 
-def compare(candidate: dict, baseline: dict, tolerance: float = 0.1, confidence: float = 0.95,
+def compare(candidate: dict, baseline: dict, tolerance: float = DEFAULT_TOLERANCE, confidence: float = 0.95,
             reps: int = 10_000, seed: int = 0) -> list[Verdict]:
     """A verdict per configuration of the baseline (see the module doc). Both arguments are
     summaries (``summarise``); the baseline's normalisation is used for both sides."""
     if not 0 <= tolerance < 1:
-        raise GateError(f"--tolerance {tolerance} must lie in [0, 1): a fraction of the game's score range")
+        raise GateError(f"--tolerance {tolerance} must lie in [0, 1): the fraction of the baseline's progress "
+                        "above the game's floor that a candidate may lose")
     if not 0.5 <= confidence < 1:
         raise GateError(f"--confidence {confidence} must lie in [0.5, 1)")
     cand = {tuple(g[k] for k in KEYS): g for g in candidate["groups"]}
@@ -136,9 +145,11 @@ def compare(candidate: dict, baseline: dict, tolerance: float = 0.1, confidence:
     out = []
     for g in baseline["groups"]:
         key = tuple(g[k] for k in KEYS)
-        span = float(g["high"]) - float(g["low"])
-        span = span if math.isfinite(span) and span > 0 else 1.0
-        base = (np.asarray(g["final_scores"], dtype=float) - float(g["low"])) / span
+        raw = np.asarray(g["final_scores"], dtype=float)
+        low, rng_span = float(g["low"]), float(g["high"]) - float(g["low"])
+        rng_span = rng_span if math.isfinite(rng_span) and rng_span > 0 else 1.0
+        span = max(float(raw.mean()) - low, MIN_PROGRESS * rng_span)  # what the baseline learned
+        base = (raw - low) / span
         c = cand.get(key)
         if c is None or not c["final_scores"]:
             out.append(Verdict(*key, "missing", base.size, 0, float(base.mean()), math.nan, math.nan, math.nan,
@@ -169,8 +180,9 @@ def markdown(verdicts: list[Verdict], title: str = "Learning gate") -> str:
             f"configurations pass)\n\n")
     if verdicts:
         v0 = verdicts[0]
-        head += (f"A configuration fails when its mean normalised final score is below the baseline's by more "
-                 f"than {v0.tolerance:g} with {v0.confidence:.0%} confidence (one-sided bootstrap bound).\n\n")
+        head += (f"A configuration fails when, with {v0.confidence:.0%} confidence (one-sided bootstrap bound), "
+                 f"its mean final score lost more than {v0.tolerance:.0%} of the baseline's progress above the "
+                 "game's floor. Scores in units of that progress (baseline mean = 1).\n\n")
     lines = ["| configuration | verdict | runs (base / cand) | baseline mean | candidate mean | difference | "
              f"upper bound | diverged |", "|---|---|---|---|---|---|---|---|"]
     for v in sorted(verdicts, key=lambda v: (v.verdict == "pass", v.name)):

@@ -41,8 +41,9 @@ def save(results, out):
 @click.argument("candidate", type=click.Path(path_type=Path))
 @click.option("--baseline", type=click.Path(path_type=Path), required=True,
               help="a baseline JSON (harness gate save) or a results folder")
-@click.option("--tolerance", type=float, default=0.1, show_default=True,
-              help="largest acceptable drop of the mean final score, as a fraction of the game's score range")
+@click.option("--tolerance", type=float, default=0.25, show_default=True,
+              help="largest acceptable loss of the mean final score, as a fraction of the baseline's progress "
+                   "above the game's floor (random play, or the environment's minimum)")
 @click.option("--confidence", type=float, default=0.95, show_default=True,
               help="how sure the gate must be that the drop exceeds the tolerance before it fails")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
