@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -45,12 +46,13 @@ eval: {{episodes: 1}}
 
 
 class ClusterProcess:
-    """tests/fixtures/ray_cluster.py in its own process (Ray never enters the test runner)."""
+    """tests/fixtures/ray_cluster.py in its own process group (Ray never enters the test runner)."""
 
     def __init__(self, env: dict):
         self.env = env
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fixtures" / "ray_cluster.py")], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fixtures" / "ray_cluster.py")],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+                                     start_new_session=True)
         self.address = self._answer()["address"]
 
     def _answer(self) -> dict:
@@ -70,24 +72,29 @@ class ClusterProcess:
                 self.proc.stdin.close()  # end of input: the cluster shuts down
                 self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            pass
+        try:  # whatever is left of the cluster's processes (they share the group)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    """A head node (no CPUs) and ``add_node(name) -> node id``: worker nodes with one CPU and their
-    own scratch folder tmp_path/scratch-NAME; the environment the nodes and the sweeps share."""
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A head node (no CPUs) bound to 127.0.0.1, token authentication on, and ``add_node(name) ->
+    node id``: worker nodes with one CPU and their own scratch folder SCRATCH/scratch-NAME."""
+    scratch = tmp_path_factory.mktemp("nodes")
     env = dict(os.environ)
-    env.update({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # every Ray address of this host is 127.0.0.1
+    env.update({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # the nodes: this host's Ray address is 127.0.0.1
                 "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": uuid.uuid4().hex})
     c = ClusterProcess(env)
 
     def add_node(name: str) -> str:
-        return c.ask(f"add {name} {tmp_path / f'scratch-{name}'}")["node_id"]
+        return c.ask(f"add {name} {scratch / f'scratch-{name}'}")["node_id"]
 
     try:
         assert c.address.startswith("127.0.0.1:")
-        yield c, add_node
+        yield c, add_node, scratch
     finally:
         c.close()
 
@@ -98,25 +105,27 @@ def _suite(tmp_path: Path, name: str, seeds: int, frames: int) -> Path:
     return path
 
 
-def _harness(c: ClusterProcess, *args: str) -> subprocess.Popen:
-    """The CLI, as a user on this host runs it, with the cluster's token."""
+def _harness(c: ClusterProcess, *args: str, **env) -> subprocess.Popen:
+    """The CLI as a user on this host runs it: the cluster's token (unless ``env`` says otherwise),
+    and nothing else of Ray's set (the harness itself reaches a loopback address over loopback)."""
+    environ = {k: v for k, v in c.env.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
     return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=c.env)
+                            stderr=subprocess.PIPE, text=True, env={**environ, **env})
 
 
 def test_runs_land_on_different_nodes_and_come_back_whole(cluster, tmp_path):
-    c, add_node = cluster
+    c, add_node, scratch = cluster
     nodes = [add_node("a"), add_node("b")]
     suite = _suite(tmp_path, "multinode", seeds=2, frames=20_000)
     results = tmp_path / "results"
     proc = _harness(c, "sweep", str(suite), "--results-dir", str(results), "--address", c.address)
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
     started = [line for line in out.splitlines() if line.startswith("start ")]
     assert len(started) == 2, out
     # each run names its node: host, IP, and the start of the node id; two runs, two nodes
     ids = {n[:8] for n in nodes}
-    used = {line.rsplit("[", 1)[1].rstrip("]") for line in started}
+    used = {line.rsplit(" node ", 1)[1].strip() for line in started}
     assert used == ids, (used, ids, out)
     assert all("127.0.0.1" in line for line in started)
     for rid in ("a3c-CartPole-v1-t01-lr1e-03-s0", "a3c-CartPole-v1-t01-lr1e-03-s1"):
@@ -129,14 +138,13 @@ def test_runs_land_on_different_nodes_and_come_back_whole(cluster, tmp_path):
         assert not (d / "progress.json").exists()
     # the runs worked in their own node's scratch folder (left empty) and nowhere else
     for name in ("a", "b"):
-        scratch = tmp_path / f"scratch-{name}"
-        assert scratch.is_dir() and not any(scratch.iterdir())
-    assert not (tmp_path / "scratch-head").exists()  # the head has no CPUs: no run went there
+        folder = scratch / f"scratch-{name}"
+        assert folder.is_dir() and not any(folder.iterdir())
 
 
 def test_a_node_lost_mid_run_leaves_it_resumable(cluster, tmp_path):
-    c, add_node = cluster
-    node = add_node("first")
+    c, add_node, _ = cluster  # nodes a and b from the test before (or new ones when run alone)
+    nodes = c.ask("nodes")["nodes"] or [add_node("first")]
     suite = _suite(tmp_path, "lost", seeds=1, frames=60_000)
     results = tmp_path / "results"
     run_dir = results / "lost" / "a3c-CartPole-v1-t01-lr1e-03-s0"
@@ -148,13 +156,15 @@ def test_a_node_lost_mid_run_leaves_it_resumable(cluster, tmp_path):
             time.sleep(0.2)
         status = subprocess.run([sys.executable, "-m", "harness.cli", "status", str(suite), "--results-dir", str(results)],
                                 capture_output=True, text=True, timeout=60)
-        assert node[:8] in status.stdout, status.stdout  # harness status names the run's node
+        on = [n for n in nodes if n[:8] in status.stdout]  # harness status names the run's node
+        assert len(on) == 1, status.stdout
+        node = on[0]
         c.ask(f"remove {node}")
-        out, _ = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 1, out
+    assert proc.returncode == 1, out + err
     st = store.read_json(run_dir / "status.json")
     assert st["state"] == "interrupted" and "Ray task lost" in st["error"], st
     ckpt_frames = int(torch.load(run_dir / "checkpoint.pt", weights_only=False)["frames"])
@@ -163,10 +173,11 @@ def test_a_node_lost_mid_run_leaves_it_resumable(cluster, tmp_path):
     kept = before[before["frames"] <= ckpt_frames]
     assert len(kept) > 0
 
-    add_node("second")
+    if len(nodes) == 1:
+        add_node("second")
     proc = _harness(c, "sweep", str(suite), "--results-dir", str(results), "--address", c.address)
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
     assert "1 resumed" in out, out
     st = store.read_json(run_dir / "status.json")
     assert st["state"] == "done" and st["frames_done"] >= 60_000 and st["resumed_from_frames"] >= ckpt_frames, st
@@ -175,3 +186,38 @@ def test_a_node_lost_mid_run_leaves_it_resumable(cluster, tmp_path):
     pd.testing.assert_frame_equal(after.iloc[: len(kept)].reset_index(drop=True), kept.reset_index(drop=True))
     assert after["frames"].is_monotonic_increasing and not after.duplicated().any()
     assert after["frames"].iloc[-1] > ckpt_frames
+
+
+def test_a_driver_without_the_token_gets_one_line(cluster, tmp_path):
+    c, _, _ = cluster
+    suite = _suite(tmp_path, "refused", seeds=1, frames=1_000)
+    t = time.monotonic()
+    proc = _harness(c, "sweep", str(suite), "--results-dir", str(tmp_path / "results"), "--address", c.address,
+                    RAY_AUTH_TOKEN="not-the-token")
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 2, out + err
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("harness: error:")]
+    assert "refused this driver's authentication token" in line and "RAY_AUTH_TOKEN" in line, line
+    assert "Traceback" not in err and time.monotonic() - t < 120
+    assert not (tmp_path / "results" / "refused").exists() or not any((tmp_path / "results" / "refused").glob("*/status.json"))
+
+
+def test_a_refused_token_is_recognised_through_ray_init_wrapping():
+    """ray.init raises ConnectionError from AuthenticationError; the sweep turns it into one line
+    naming the fixes (exit 2 through HarnessError)."""
+    from harness.sweep.ray_executor import auth_help, is_auth_error, is_loopback
+
+    import ray.exceptions
+
+    try:
+        try:
+            raise ray.exceptions.AuthenticationError("RPC error: InvalidAuthToken: Authentication token is missing")
+        except Exception as inner:
+            raise ConnectionError("Failed to connect to Ray cluster at 127.0.0.1:6379") from inner
+    except ConnectionError as exc:
+        assert is_auth_error(exc)
+    assert not is_auth_error(ConnectionError("Failed to connect to Ray cluster at 10.0.0.5:6379"))
+    line = auth_help("at 10.0.0.5:6379", "ConnectionError: Failed to connect")
+    assert "\n" not in line and "RAY_AUTH_TOKEN" in line and "~/.ray/auth_token" in line and "RAY_AUTH_MODE" in line
+    assert is_loopback("127.0.0.1:6379") and is_loopback("localhost:1") and is_loopback("ray://127.0.0.1:10001")
+    assert not is_loopback("10.0.0.5:6379") and not is_loopback("auto")

@@ -44,7 +44,7 @@ def _sweep(suite, results_dir: Path, *, executor: str, max_parallel, retry_faile
 
     try:
         if executor == "ray":
-            import_ray()  # before anything is written
+            import_ray(address)  # before anything is written
         return run_sweep(suite, results_dir, executor=executor, max_parallel=max_parallel, retry_failed=retry_failed,
                          address=address, cores=cores, console=_console())
     except (PlanError, LockedError, RayUnavailable) as exc:

@@ -98,11 +98,11 @@ def overview_table(records: list[RunRecord], title: str, elapsed: float | None =
 
 def running_table(records: Iterable[RunRecord]) -> Table:
     t = Table(show_edge=False, pad_edge=False, box=None)
-    t.add_column("running", style="cyan")
+    t.add_column("running", style="cyan", overflow="fold")
     t.add_column("threads", justify="right")
     t.add_column("progress", justify="right")
     t.add_column("frames/s", justify="right")
-    t.add_column("node")
+    t.add_column("node", overflow="fold")
     rows = list(records)
     for r in rows[:MAX_RUNNING_ROWS]:
         pct = 100.0 * min(r.frames_done, r.frames) / r.frames if r.frames else 0.0

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -46,7 +47,11 @@ class RayUnavailable(RuntimeError):
     """ray is not installed or the cluster cannot be reached (one-line message)."""
 
 
-def import_ray():
+def import_ray(address: str | None = None):
+    """``ray``, imported; for a loopback ``address`` (a cluster on this machine bound to 127.0.0.1),
+    configured first so that this driver reaches it over loopback (see ``use_loopback``)."""
+    if address and is_loopback(address):
+        use_loopback()
     try:
         import ray
     except ImportError:
@@ -82,7 +87,7 @@ def _snapshot(run_dir: Path, sent: dict[str, tuple[int, int]], force: bool = Fal
 def node_label(node: dict) -> str:
     """How a Ray node is named in the sweep's output and in ``harness status``: host, IP and the
     start of Ray's node id (several nodes can share a host and an IP)."""
-    return f"{node.get('hostname', '?')} {node.get('ip', '?')} [{str(node.get('node_id') or '?')[:8]}]"
+    return f"{node.get('hostname', '?')} {node.get('ip', '?')} node {str(node.get('node_id') or '?')[:8]}"
 
 
 def remote_run(config: dict, run_id: str, files: dict[str, bytes], control, sync_seconds: float,
@@ -210,6 +215,18 @@ def is_loopback(address: str) -> bool:
     return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
+def use_loopback() -> None:
+    """Ray rewrites a 127.x address to this host's network IP, where a cluster bound to loopback
+    (``ray start --node-ip-address=127.0.0.1``) does not listen, and the driver then retries for
+    minutes. Ray's switch ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` makes it resolve this host to
+    127.0.0.1 instead; it is read when ray is imported, so it is set in the environment before that,
+    and in ray's constants if ray is already imported. Only for drivers: they start no node."""
+    os.environ.setdefault(LOOPBACK_ENV, "0")
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None and os.environ[LOOPBACK_ENV] == "0":
+        constants.ENABLE_RAY_CLUSTER = False
+
+
 def is_auth_error(exc: BaseException) -> bool:
     """Ray refused this process's token (Ray >= 2.52 token authentication; on by default for local
     clusters from 2.59 and wherever a token file exists)."""
@@ -252,7 +269,7 @@ class RayExecutor:
 
     # -- cluster ------------------------------------------------------------------------------
     def connect(self) -> None:
-        ray = import_ray()
+        ray = import_ray(self.address)
         self.ray = ray
         if ray.is_initialized():
             return
@@ -260,11 +277,6 @@ class RayExecutor:
                   "configure_logging": True}
         try:
             if self.address:
-                if is_loopback(self.address):
-                    # Ray rewrites a 127.x address to this host's network IP, where a cluster bound to
-                    # loopback (--node-ip-address=127.0.0.1) does not listen; this makes the driver
-                    # resolve its own address to loopback instead (it starts no node itself)
-                    os.environ.setdefault(LOOPBACK_ENV, "0")
                 ray.init(address=self.address, **kwargs)
             else:
                 ray.init(num_cpus=self.num_cpus or plan.machine_cores(), **kwargs)
