@@ -81,6 +81,20 @@ def interpolate_to_grid(curves: Sequence[tuple[np.ndarray, np.ndarray]], grid: n
     return out
 
 
+def hold_last(values: np.ndarray) -> np.ndarray:
+    """A copy of ``values`` (..., G) in which each row's last value is carried to the end of the grid
+    (trailing NaNs only; leading ones stay): the score of a run that has *finished*, at wall-clock
+    times after it ended. Without it, the mean over runs of unequal duration changes which runs it
+    averages as the faster ones end, and drops or jumps where no run's score changed."""
+    out = np.array(values, dtype=float, copy=True)
+    rows = out.reshape(-1, out.shape[-1])  # a view of the copy
+    for row in rows:
+        ok = np.flatnonzero(~np.isnan(row))
+        if ok.size:
+            row[ok[-1] + 1:] = row[ok[-1]]
+    return out
+
+
 def mean_with_coverage(values: np.ndarray, min_coverage: float = 0.5, axis: int = -2) -> tuple[np.ndarray, np.ndarray]:
     """NaN-aware mean over ``axis`` (the runs) that is NaN where too few runs have data.
 

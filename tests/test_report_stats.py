@@ -77,6 +77,25 @@ def test_interpolation_of_unequal_curves():
     assert np.isnan(mean[0]) and np.isnan(mean[6:]).all()  # one of two runs is not more than half
 
 
+def test_finished_runs_keep_their_final_score_on_the_wall_clock():
+    """Six finished runs, three fast ones scoring 3 and three slow ones scoring 1 (flat): without
+    holding, the mean drops from 2 to 1 where the fast ones end, with no run getting worse."""
+    grid = np.linspace(0, 10, 11)
+    fast = [(np.array([0.0, 5.0]), np.array([3.0, 3.0]))] * 3
+    slow = [(np.array([0.0, 10.0]), np.array([1.0, 1.0]))] * 3
+    m = stats.interpolate_to_grid(fast + slow, grid)
+    raw, _ = stats.mean_with_coverage(m)
+    assert raw[5] == 2.0 and np.isnan(raw[6:]).all()  # the old picture: ends (or, with more slow runs, drops)
+    held = stats.hold_last(m)
+    mean, count = stats.mean_with_coverage(held)
+    np.testing.assert_allclose(mean, 2.0)
+    assert (count == 6).all()
+    # only trailing gaps are filled: a curve that starts late stays empty before its start
+    late = stats.hold_last(stats.interpolate_to_grid([(np.array([3.0, 4.0]), np.array([7.0, 8.0]))], grid))
+    assert np.isnan(late[0, :3]).all() and late[0, 3] == 7.0 and (late[0, 4:] == 8.0).all()
+    assert np.isnan(m[0, 6:]).all()  # hold_last copies; the input is untouched
+
+
 def test_first_crossing_interpolates_and_reports_never():
     grid = np.array([0.0, 10.0, 20.0, 30.0])
     values = np.array([[0.0, 5.0, 15.0, 20.0], [0.0, 1.0, 2.0, 3.0], [12.0, 0, 0, 0]])

@@ -27,7 +27,7 @@ from harness.report.scores import SMOOTH_FRAC, learning_curve
 from harness.report.style import (EPOCH_FRAMES, OVERSUB_NOTE, ThreadColours, algorithm_label, algorithm_order,
                                   finish, frame_axis, game_title, is_bottom, no_data, panel_grid, panel_layout,
                                   thread_label, time_axis)
-from harness.stats import (interpolate_to_grid, mean_with_coverage, percentile_interval, resample_weights,
+from harness.stats import (hold_last, interpolate_to_grid, mean_with_coverage, percentile_interval, resample_weights,
                            resampled_means, stratified_indices)
 
 GRID_POINTS = 200
@@ -177,6 +177,8 @@ def build_lines(runs: list[Run], table: pd.DataFrame, selection: pd.DataFrame, r
         fvals = interpolate_to_grid([(c[0], c[2]) for c in curves], fgrid)
         tord = [np.argsort(c[1], kind="stable") for c in curves]
         tvals = interpolate_to_grid([(c[1][o], c[2][o]) for c, o in zip(curves, tord)], tgrid)
+        if not provisional:  # finished runs keep their final score after they end (wall clock)
+            tvals = hold_last(tvals)
         line = Line(alg, game, int(threads), opt, list(g.index), sorted(sel["lr"].tolist()), source,
                     bootstrap_strata(g["lr"].to_numpy()), bool(g["oversubscribed"].any()), provisional,
                     fgrid, fvals, tgrid, tvals)
@@ -231,7 +233,8 @@ def plot_curves(lines: list[Line], colours: ThreadColours, axis: str = "frames",
              ("Score: evaluation snapshots' mean return (evaluation policy: ε = 0.05 / the learned policy), "
               if lines and lines[0].source == "eval" else
               "Score: training-episode return, centred moving average over 5% of the frame budget. ")
-             + f"Frames are summed over all threads; 1 epoch = {epoch_frames / 1e6:g}M frames."]
+             + f"Frames are summed over all threads; 1 epoch = {epoch_frames / 1e6:g}M frames."
+             + (" A finished run keeps its final score after it ends." if axis == "time" else "")]
     if any((ln.frame_band if axis == "frames" else ln.time_band) is None for ln in lines):
         notes.append("Lines without a band: a single run, so there is nothing to resample.")
     if any_oversub:
