@@ -475,6 +475,7 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
         finally:
             stop.set()
             wall = time.time() - shared.t0
+            _sample_memory(procs, memory)  # once more while the workers are alive: short runs end between samples
             _shutdown(procs, drain)
             if state == "running":  # an exception in the supervisor itself
                 state, error = "failed", "supervisor error"
