@@ -202,3 +202,22 @@ def test_supervisor_killed_takes_its_workers_with_it(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_workers_report_their_own_peak_memory(tmp_path, monkeypatch):
+    """A run shorter than the supervisor's sampling interval, where every sample misses the workers
+    (a busy CI machine: they exit between samples), still records each worker's peak memory: each
+    worker reports its own ``getrusage`` peak as it ends."""
+    import harness.engine.run as run_mod
+
+    def supervisor_only(procs, memory):
+        run_mod.__dict__["_real_sample"]([], memory)
+
+    monkeypatch.setitem(run_mod.__dict__, "_real_sample", run_mod._sample_memory)
+    monkeypatch.setattr(run_mod, "_sample_memory", supervisor_only)
+    cfg = make_run_config(algorithm="a3c", env="CartPole-v1", threads=2, seed=2, frames=2_000, eval={"episodes": 0})
+    result = train(cfg, tmp_path)
+    assert result.state == "done", result.error
+    memory = json.loads((tmp_path / "status.json").read_text())["memory"]
+    assert 20 < memory["peak_worker_rss_mb"] < 4096  # MiB: a python process with torch, not KiB or bytes
+    assert memory["peak_total_rss_mb"] > 0

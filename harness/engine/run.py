@@ -413,6 +413,8 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
                 state, error = "diverged", payload[1]
             elif kind == "phases":
                 phases[payload[0]] = payload[1]
+            elif kind == "memory":  # a worker's own peak, reported as it ends
+                memory["peak_worker_rss_mb"] = max(memory["peak_worker_rss_mb"], payload[1])
             elif kind == "started" and frames0 == 0 and status.get("startup_seconds") is None:
                 status["startup_seconds"] = payload[1]  # the first update of any worker ends start-up
         if rows:
@@ -473,9 +475,9 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
         except OSError as exc:  # disk full, read-only, ...: the run stops as failed, with what and where
             state, error = "failed", describe_os_error(exc, "writing the run's files", resume_hint)
         finally:
+            _sample_memory(procs, memory)  # once more while the workers are alive: short runs end between samples
             stop.set()
             wall = time.time() - shared.t0
-            _sample_memory(procs, memory)  # once more while the workers are alive: short runs end between samples
             _shutdown(procs, drain)
             if state == "running":  # an exception in the supervisor itself
                 state, error = "failed", "supervisor error"

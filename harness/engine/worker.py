@@ -12,6 +12,7 @@ import ctypes
 import math
 import os
 import signal
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -69,6 +70,17 @@ class PhaseTimes:
         out = {f"{name}_ms": round(s / k * 1e3, 4) for name, s in zip(self.NAMES, self.seconds)}
         out.update(segments=self.segments, steps=self.steps)
         return out
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MiB (``getrusage``; the current figure where that is missing)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        import psutil
+        return round(psutil.Process().memory_info().peak_wset / 2**20, 1)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
 def worker_seeds(run_seed: int, worker: int) -> tuple[int, int]:
@@ -211,6 +223,7 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
         else:
             phases.add((t1 - t0, t2 - t1, t3 - t2, t5 - t4, t4 - t3), len(seg))
     send(shared, ("phases", rank, phases.to_dict()))
+    send(shared, ("memory", rank, peak_rss_mb()))  # the supervisor's samples miss workers of sub-second runs
     env.close()
 
 
