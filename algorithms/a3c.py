@@ -47,9 +47,13 @@ class A3C(Algorithm):
 
     def act(self, out, frames, rng: np.random.Generator) -> int:
         logits, _ = out
-        probs = torch.softmax(logits[0], dim=0).numpy()
-        cdf = np.cumsum(probs)
-        return min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(probs) - 1)
+        probs = torch.softmax(logits[0], dim=0).tolist()  # π(·|s; θ'); Python floats: a few actions, every step
+        u = rng.random() * sum(probs)  # inverse CDF: the first action whose cumulative probability exceeds u
+        for a, p in enumerate(probs):
+            u -= p
+            if u < 0.0:
+                return a
+        return len(probs) - 1
 
     def act_eval(self, out, rng: np.random.Generator) -> int:
         return self.act(out, 0, rng)  # the stochastic policy, as trained

@@ -240,9 +240,10 @@ def n_step_returns(rewards: torch.Tensor, bootstrap: float, gamma: float) -> tor
     The last state gets a 1-step return, the one before a 2-step return, … up to n steps.
     ``bootstrap`` is 0 when the segment ended in a terminal state.
     """
-    out = torch.empty_like(rewards)
+    r = rewards.tolist()  # Python floats: indexing a tensor element by element costs microseconds a step
+    out = [0.0] * len(r)
     R = float(bootstrap)
-    for i in range(rewards.shape[0] - 1, -1, -1):
-        R = float(rewards[i]) + gamma * R
+    for i in range(len(r) - 1, -1, -1):
+        R = r[i] + gamma * R
         out[i] = R
-    return out
+    return torch.tensor(out, dtype=rewards.dtype)

@@ -8,6 +8,11 @@
 - Channel-last images ([H, W, C]) are permuted to [C, H, W] inside the torso.
 - Vector observations (CartPole, ...): an MLP with two hidden layers of 128 units, ReLU (with 64,
   one-step SARSA on CartPole missed 195 within 500k frames in 2 of 7 runs; with 128, 0 of 15).
+
+The layers are ordinary modules (their parameters, names and initialisation are PyTorch's), but the
+``forward`` methods call the functional ops on them directly rather than calling each submodule: a
+worker runs a forward pass at batch size 1 every step, and on these CPUs each ``nn.Module`` call
+costs about as much as the small layer's arithmetic (docs/BENCHMARKS.md, "Per-step overhead").
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -67,7 +73,10 @@ class AtariTorso(nn.Module):
         self.out_dim = 256
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.conv(as_image_batch(x, self.channels_last)))
+        c1, c2, fc = self.conv[0], self.conv[2], self.fc[0]
+        h = F.relu(F.conv2d(as_image_batch(x, self.channels_last), c1.weight, c1.bias, stride=4))
+        h = F.relu(F.conv2d(h, c2.weight, c2.bias, stride=2))
+        return F.relu(F.linear(h.flatten(1), fc.weight, fc.bias))
 
 
 class SmallImageTorso(nn.Module):
@@ -84,7 +93,9 @@ class SmallImageTorso(nn.Module):
         self.out_dim = 128
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.conv(as_image_batch(x, self.channels_last)))
+        c, fc = self.conv[0], self.fc[0]
+        h = F.relu(F.conv2d(as_image_batch(x, self.channels_last), c.weight, c.bias))
+        return F.relu(F.linear(h.flatten(1), fc.weight, fc.bias))
 
 
 class MLPTorso(nn.Module):
@@ -94,7 +105,8 @@ class MLPTorso(nn.Module):
         self.out_dim = hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.float())
+        l1, l2 = self.net[0], self.net[2]
+        return F.relu(F.linear(F.relu(F.linear(x.float(), l1.weight, l1.bias)), l2.weight, l2.bias))
 
 
 def build_torso(obs_space: Any) -> nn.Module:
@@ -119,7 +131,7 @@ class QNetwork(nn.Module):
         self.q = nn.Linear(self.torso.out_dim, n_actions)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.q(self.torso(x))
+        return F.linear(self.torso(x), self.q.weight, self.q.bias)
 
 
 class ActorCriticNetwork(nn.Module):
@@ -140,4 +152,4 @@ class ActorCriticNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.torso(x)
         hv = h if self.value_torso is None else self.value_torso(x)
-        return self.policy(h), self.value(hv).squeeze(-1)
+        return F.linear(h, self.policy.weight, self.policy.bias), F.linear(hv, self.value.weight, self.value.bias).squeeze(-1)

@@ -178,3 +178,24 @@ def test_a3c_samples_from_its_policy():
     logits = torch.log(torch.tensor([[0.2, 0.8]]))
     acts = [algo.act((logits, None), 0, rng) for _ in range(5000)]
     assert np.mean(acts) == pytest.approx(0.8, abs=0.03)
+
+
+def test_a3c_action_is_the_inverse_cdf_of_one_uniform_draw():
+    """One uniform draw per step, mapped through the policy's cumulative distribution: the first
+    action whose cumulative probability exceeds it. An action of probability 0 is never taken."""
+
+    class Fixed:
+        def __init__(self, u):
+            self.u = u
+
+        def random(self):
+            return self.u
+
+    algo = A3C()
+    logits = torch.log(torch.tensor([[0.2, 0.3, 0.0, 0.5]]))
+    picks = {u: algo.act((logits, None), 0, Fixed(u)) for u in (0.0, 0.19, 0.21, 0.49, 0.51, 0.999999)}
+    assert picks == {0.0: 0, 0.19: 0, 0.21: 1, 0.49: 1, 0.51: 3, 0.999999: 3}
+    rng = np.random.default_rng(1)
+    counts = np.bincount([algo.act((logits, None), 0, rng) for _ in range(20000)], minlength=4)
+    assert counts[2] == 0
+    assert counts / counts.sum() == pytest.approx([0.2, 0.3, 0.0, 0.5], abs=0.015)

@@ -272,6 +272,38 @@ def test_atari_network_shapes_are_the_mnih_2013_net():
     assert sum(p.numel() for p in ac.parameters()) == n_torso + (256 * 6 + 6) + (256 + 1)
 
 
+@pytest.mark.parametrize("shape,dtype", [((4, 84, 84), np.uint8), ((10, 10, 4), bool), ((4,), np.float32)])
+def test_functional_forwards_equal_the_layer_chains(shape, dtype):
+    """The torsos' and heads' ``forward`` call the functional ops on their layers (module calls cost
+    as much as the layers at batch 1); they compute exactly what calling the layers in order does,
+    with gradients equal too."""
+    import gymnasium as gym
+
+    from algorithms.networks import ActorCriticNetwork, AtariTorso, MLPTorso, QNetwork, SmallImageTorso, as_image_batch
+
+    def chain(torso, x):
+        if isinstance(torso, MLPTorso):
+            return torso.net(x.float())
+        assert isinstance(torso, (AtariTorso, SmallImageTorso))
+        return torso.fc(torso.conv(as_image_batch(x, torso.channels_last)))
+
+    space = gym.spaces.Box(0, 255 if dtype == np.uint8 else 1, shape, dtype)
+    torch.manual_seed(0)
+    x = torch.as_tensor(np.stack([space.sample() for _ in range(3)]))
+    q, ac = QNetwork(space, 5), ActorCriticNetwork(space, 5)
+    assert torch.equal(q(x), q.q(chain(q.torso, x)))
+    logits, v = ac(x)
+    (logits.sum() + v.sum()).backward()
+    g1 = [p.grad.clone() for p in ac.parameters()]
+    ac.zero_grad()
+    h = chain(ac.torso, x)
+    hv = h if ac.value_torso is None else chain(ac.value_torso, x)
+    logits2, v2 = ac.policy(h), ac.value(hv).squeeze(-1)
+    assert torch.equal(logits, logits2) and torch.equal(v, v2)
+    (logits2.sum() + v2.sum()).backward()
+    assert all(torch.equal(a, b.grad) for a, b in zip(g1, ac.parameters()))
+
+
 # ---------------------------------------------------------------------------------------------- small images
 GRIDS = ("tests.fixtures_check_envs:register_small_grids",)
 

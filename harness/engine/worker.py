@@ -248,6 +248,10 @@ class SegmentCollector:
 
     def collect(self, net, frames: int, rng) -> tuple[Segment, list[tuple[float, int]]]:
         """One segment and the (raw return, length) of every episode that ended in it."""
+        with torch.no_grad():  # acting builds no graph (entered once a segment: it costs microseconds)
+            return self._collect(net, frames, rng)
+
+    def _collect(self, net, frames: int, rng) -> tuple[Segment, list[tuple[float, int]]]:
         algo, env = self.algo, self.env
         actions: list[int] = []
         rewards: list[float] = []
@@ -258,8 +262,7 @@ class SegmentCollector:
             o = torch.from_numpy(obs)
             self.buf[n] = o
             if self.carried_action is None:
-                with torch.no_grad():
-                    a = algo.act(net(o.unsqueeze(0)), frames, rng)
+                a = algo.act(net(o.unsqueeze(0)), frames, rng)
             else:
                 a, self.carried_action = self.carried_action, None
             obs, r, term, over, final = env.step(a)
@@ -286,8 +289,7 @@ class SegmentCollector:
             terminal=terminal,
         )
         if algo.needs_next_action and not terminal:
-            with torch.no_grad():
-                seg.next_action = algo.act(net(seg.next_obs), frames, rng)
+            seg.next_action = algo.act(net(seg.next_obs), frames, rng)
             if not over:
                 self.carried_action = seg.next_action  # the action actually taken next
         if over and rng is not None:
