@@ -13,8 +13,11 @@ Measured in one invocation, on the same machine and moment, per algorithm:
     own ratio), ``train_over_bound`` =
     train_fps_per_worker / bound_fps; peak resident memory per worker and for the whole run.
 
-Ratios (``train_over_bound``, ``efficiency``) hold on a noisy machine where absolute frames/s do
-not; ``--compare BASELINE.json`` gates on them. The JSON and CSV schema is in docs/BENCHMARKS.md.
+``bound_share`` = bound_fps / env_fps and ``train_share`` = train_fps_per_worker / env_fps: a
+worker's pace as a share of its environment's, where a slower acting or learning path shows.
+
+Ratios (``train_over_bound``, ``efficiency``, ``bound_share``) hold on a noisy machine where absolute
+frames/s do not; ``--compare BASELINE.json`` gates on them (a baseline without a ratio skips it). The JSON and CSV schema is in docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from harness.envs import make_env
 from harness.plugins import load_algorithm
 
 SCHEMA_VERSION = 1
-GATED = ("train_over_bound", "efficiency")
+GATED = ("train_over_bound", "efficiency", "bound_share")
 #: the worker phases reported per row as train_<phase>_ms (worker.PhaseTimes; "report" is negligible)
 PHASE_KEYS = tuple(f"{name}_ms" for name in PhaseTimes.NAMES if name != "report")
 
@@ -65,6 +68,10 @@ class BenchRow:
     train_act_ms: float = 0.0
     train_learn_ms: float = 0.0
     train_update_ms: float = 0.0
+    # shares of the environment's own pace, per worker: the per-step path's cost on a scale that
+    # drifts with the machine as little as the environment does (docs/BENCHMARKS.md)
+    bound_share: float = 0.0  # bound_fps / env_fps
+    train_share: float = 0.0  # train_fps_per_worker / env_fps
 
 
 def _timed_loop(seconds: float, body) -> tuple[int, float]:
@@ -202,6 +209,8 @@ def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: floa
                 peak_total_rss_mb=d["memory"].get("peak_total_rss_mb", 0.0),
                 oversubscribed=d["oversubscribed"],
                 **{f"train_{k}": round(float(ph.get(k, 0.0)), 3) for k in PHASE_KEYS},
+                bound_share=round(comp["bound_fps"] / comp["env_fps"], 4),
+                train_share=round(per_worker / comp["env_fps"], 4),
             ))
             log(f"{algo} threads={n}{'' if hogwild else ' (unshared control)'}: {d['train_fps']:,.0f} frames/s "
                 f"({per_worker:,.0f} per worker), efficiency {rows[-1].efficiency:.2f}, training/bound "
@@ -221,26 +230,57 @@ def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: floa
     }
 
 
-def compare(current: dict, baseline: dict, tolerance: float) -> list[str]:
-    """Regressions of the gated ratios beyond ``tolerance`` (relative), one message each."""
-    def key(r: dict) -> tuple:
-        return r["algorithm"], r["env"], r["threads"], r.get("sharing", "hogwild"), r.get("optimizer", "shared_rmsprop")
+def _row_key(r: dict) -> tuple:
+    return r["algorithm"], r["env"], r["threads"], r.get("sharing", "hogwild"), r.get("optimizer", "shared_rmsprop")
 
-    base = {key(r): r for r in baseline.get("rows", [])}
-    problems = []
+
+def _row_name(r: dict) -> str:
+    return (f"{r['algorithm']} {r['env']} threads={r['threads']}"
+            f"{'' if r.get('sharing', 'hogwild') == 'hogwild' else ' (' + r['sharing'] + ')'}"
+            f"{'' if r.get('optimizer', 'shared_rmsprop') == 'shared_rmsprop' else ' ' + r['optimizer']}")
+
+
+def compare_rows(current: dict, baseline: dict, tolerance: float) -> list[dict]:
+    """Per row of ``current`` that the baseline also has: its name, each gated ratio's baseline and
+    current value, and the regressions beyond ``tolerance`` (relative), one message each."""
+    base = {_row_key(r): r for r in baseline.get("rows", [])}
+    out = []
     for r in current.get("rows", []):
-        b = base.get(key(r))
+        b = base.get(_row_key(r))
         if b is None:
             continue
-        for name in GATED:
-            if b[name] > 0 and r[name] < b[name] * (1 - tolerance):
-                problems.append(
-                    f"{r['algorithm']} {r['env']} threads={r['threads']}"
-                    f"{'' if r.get('sharing', 'hogwild') == 'hogwild' else ' (' + r['sharing'] + ')'}"
-                    f"{'' if r.get('optimizer', 'shared_rmsprop') == 'shared_rmsprop' else ' ' + r['optimizer']}: "
-                    f"{name} {r[name]:.3f} < baseline {b[name]:.3f} − {tolerance:.0%}"
-                )
-    return problems
+        name = _row_name(r)
+        values, problems = {}, []
+        for q in GATED:
+            if b.get(q, 0) > 0 and q in r:  # a baseline written before a ratio existed does not gate it
+                values[q] = (b[q], r[q])
+                if r[q] < b[q] * (1 - tolerance):
+                    problems.append(f"{name}: {q} {r[q]:.3f} < baseline {b[q]:.3f} − {tolerance:.0%}")
+        out.append({"name": name, "algorithm": r["algorithm"], "env": r["env"], "values": values, "problems": problems})
+    return out
+
+
+def compare(current: dict, baseline: dict, tolerance: float) -> list[str]:
+    """Regressions of the gated ratios beyond ``tolerance`` (relative), one message each."""
+    return [p for row in compare_rows(current, baseline, tolerance) for p in row["problems"]]
+
+
+def compare_report(current: dict, baseline: dict, tolerance: float, baseline_name: str = "baseline") -> tuple[str, list]:
+    """The speed gate's Markdown summary and JUnit cases (harness.ci_output), one per compared row."""
+    from harness.ci_output import Case, markdown_table
+
+    rows = compare_rows(current, baseline, tolerance)
+    bad = sum(bool(r["problems"]) for r in rows)
+    text = (f"### Speed gate: {'FAILED' if bad else 'passed'} ({len(rows) - bad} of {len(rows)} configurations pass)\n\n"
+            f"Against {baseline_name}; a configuration fails when a ratio fell by more than {tolerance:.0%}. "
+            "Ratios, not frames/s: they hold on machines of different speeds.\n\n")
+    table = [[r["name"], "**regression**" if r["problems"] else "pass"]
+             + [f"{r['values'][q][0]:.3f} → {r['values'][q][1]:.3f}" if q in r["values"] else "–" for q in GATED]
+             for r in rows]
+    text += markdown_table(["configuration", "verdict", *GATED], table)
+    cases = [Case(f"harness bench.{r['env']}", r["name"], "; ".join(r["problems"]) or None, "regression",
+                  json.dumps(r["values"])) for r in rows]
+    return text, cases
 
 
 def write_outputs(result: dict, out: Path) -> tuple[Path, Path]:
@@ -257,7 +297,8 @@ def write_outputs(result: dict, out: Path) -> tuple[Path, Path]:
 
 def format_table(result: dict) -> str:
     cols = ["algorithm", "threads", "sharing", "env_fps", "act_fps", "learn_ms", "bound_fps", "train_fps",
-            "train_fps_per_worker", "efficiency", "train_over_bound", "train_update_ms", "peak_worker_rss_mb"]
+            "train_fps_per_worker", "efficiency", "train_over_bound", "bound_share", "train_share", "train_act_ms",
+            "train_learn_ms", "train_update_ms", "peak_worker_rss_mb"]
     lines = [" | ".join(cols), " | ".join("---" for _ in cols)]
     for r in result["rows"]:
         lines.append(" | ".join(_cell(c, r.get(c, "")) for c in cols))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -220,8 +221,12 @@ def _csv_list(kind):
               show_default=True, help="the engine's optimizer for every measurement")
 @click.option("--env-module", "env_modules", multiple=True,
               help="module that registers gymnasium envs on import, or module:function to call (minatar.gym:register_envs)")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="with --compare: write the speed gate's Markdown summary to FILE (also appended to $GITHUB_STEP_SUMMARY)")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="with --compare: write JUnit XML to FILE, one test case per compared configuration")
 def bench(algorithms, env, threads, seconds, out, baseline, tolerance, repeat, unshared_control, optimizer,
-          env_modules) -> None:
+          env_modules, markdown_path, junit_path) -> None:
     """Measure env, acting, learning and training throughput per worker count (see docs/BENCHMARKS.md)."""
     from harness import bench as b
     from harness.plugins import AlgorithmError, load_algorithm
@@ -237,6 +242,8 @@ def bench(algorithms, env, threads, seconds, out, baseline, tolerance, repeat, u
         raise HarnessError("--threads needs worker counts >= 1, e.g. 1,2,4")
     if seconds <= 0:
         raise HarnessError("--seconds must be > 0")
+    if (markdown_path or junit_path) and baseline is None:
+        raise HarnessError("--markdown and --junit report the speed gate: give --compare BASELINE.json too")
     if max(threads) > usable_cores():
         click.echo(f"warning: {max(threads)} threads on {usable_cores()} usable cores: oversubscribed runs "
                    "measure the scheduler, not the method (flagged in the output)", err=True)
@@ -250,7 +257,13 @@ def bench(algorithms, env, threads, seconds, out, baseline, tolerance, repeat, u
     click.echo(b.format_table(result))
     click.echo(f"wrote {json_path} and {csv_path}")
     if baseline is not None:
-        problems = b.compare(result, b.load_baseline(baseline), tolerance)
+        base = b.load_baseline(baseline)
+        problems = b.compare(result, base, tolerance)
+        if markdown_path or junit_path or os.environ.get("GITHUB_STEP_SUMMARY"):
+            from harness.ci_output import publish
+
+            text, cases = b.compare_report(result, base, tolerance, str(baseline))
+            publish(text, cases, "harness bench", markdown_path, junit_path)
         for p in problems:
             click.echo(f"regression: {p}", err=True)
         if problems:

@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from xml.etree import ElementTree as ET
 
 import numpy as np
+
+from harness.ci_output import Case, junit_xml, publish
 
 SCHEMA_VERSION = 1
 KEYS = ("algorithm", "game", "threads")
@@ -193,35 +193,23 @@ def markdown(verdicts: list[Verdict], title: str = "Learning gate") -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def junit(verdicts: list[Verdict], suite_name: str = "harness gate") -> str:
-    """JUnit XML: one test case per configuration; a regression or a missing one is a failure."""
-    bad = sum(v.verdict != "pass" for v in verdicts)
-    root = ET.Element("testsuites", name=suite_name, tests=str(len(verdicts)), failures=str(bad))
-    suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(len(verdicts)), failures=str(bad),
-                          errors="0", skipped="0")
+def cases(verdicts: list[Verdict]) -> list[Case]:
+    """One JUnit test case per configuration; a regression or a missing one is a failure."""
+    out = []
     for v in verdicts:
-        case = ET.SubElement(suite, "testcase", classname=f"{suite_name}.{v.game}", name=v.name)
+        msg = None
         if v.verdict != "pass":
             msg = (f"{v.verdict}: difference {_fmt(v.difference)}, upper bound {_fmt(v.upper_bound)} "
                    f"< -{v.tolerance:g}" if v.verdict == "regression" else "missing: no finished candidate runs")
-            ET.SubElement(case, "failure", message=msg, type=v.verdict).text = json.dumps(asdict(v))
-    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+        out.append(Case(f"harness gate.{v.game}", v.name, msg, v.verdict, json.dumps(asdict(v))))
+    return out
+
+
+def junit(verdicts: list[Verdict], suite_name: str = "harness gate") -> str:
+    return junit_xml(cases(verdicts), suite_name)
 
 
 def write_outputs(verdicts: list[Verdict], markdown_path: Path | None, junit_path: Path | None,
                   title: str = "Learning gate") -> list[Path]:
     """The Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set) and the JUnit XML."""
-    written = []
-    text = markdown(verdicts, title)
-    if markdown_path is not None:
-        Path(markdown_path).write_text(text)
-        written.append(Path(markdown_path))
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a") as fh:
-            fh.write(text + "\n")
-        written.append(Path(summary))
-    if junit_path is not None:
-        Path(junit_path).write_text(junit(verdicts))
-        written.append(Path(junit_path))
-    return written
+    return publish(markdown(verdicts, title), cases(verdicts), "harness gate", markdown_path, junit_path)

@@ -29,6 +29,8 @@ def test_bench_cli_writes_json_and_csv(tmp_path):
         assert r["bound_fps"] < r["act_fps"]  # learning costs something
         assert r["train_fps"] > 0 and r["efficiency"] == 1.0  # 1 thread is its own reference
         assert r["train_over_bound"] > 0 and r["peak_worker_rss_mb"] > 0
+        assert abs(r["bound_share"] - r["bound_fps"] / r["env_fps"]) < 1e-3  # a share of the env's own pace
+        assert abs(r["train_share"] - r["train_fps_per_worker"] / r["env_fps"]) < 1e-3
         assert r["sharing"] == "hogwild" and r["optimizer"] == "shared_rmsprop"
         # phases are timed after each worker's first 1,000 steps, which a 0.5 s run on a loaded machine may
         # not reach: 0.0 then (test_bench_rows_carry_the_runs_phases checks the values themselves)
@@ -98,14 +100,54 @@ def test_regression_gate_catches_a_planted_regression():
     assert compare(other, base, 0.2) == []
 
 
-def test_regression_gate_exit_code(tmp_path):
+def test_the_gate_sees_a_slower_per_step_path():
+    """A slower acting or learning path lowers the bound and training alike (train/bound stays put):
+    bound_share, the bound as a share of the environment's pace, is what moves. Baselines written
+    before bound_share existed skip it."""
+    base = _result(0.9, 0.95)
+    base["rows"][0]["bound_share"] = 0.10
+    slower = _result(0.9, 0.95)
+    slower["rows"][0]["bound_share"] = 0.05
+    problems = compare(slower, base, 0.2)
+    assert len(problems) == 1 and "bound_share" in problems[0]
+    assert compare(slower, _result(0.9, 0.95), 0.2) == []
+
+
+def test_speed_gate_markdown_and_junit():
+    import xml.etree.ElementTree as ET
+
+    from harness.bench import compare_report
+    from harness.ci_output import junit_xml
+
+    base = {"rows": _result(0.9, 0.95)["rows"] + [dict(_result(0.9, 0.95)["rows"][0], algorithm="one_step_q")]}
+    cur = {"rows": [dict(base["rows"][0], train_over_bound=0.4), base["rows"][1]]}
+    text, cases = compare_report(cur, base, 0.2, "base.json")
+    assert "FAILED (1 of 2 configurations pass)" in text and "0.900 → 0.400" in text
+    root = ET.fromstring(junit_xml(cases, "harness bench"))
+    tcs = root.findall(".//testcase")
+    assert [tc.get("name") for tc in tcs] == ["a3c Pong threads=2", "one_step_q Pong threads=2"]
+    assert tcs[0].find("failure") is not None and "train_over_bound" in tcs[0].find("failure").get("message")
+    assert tcs[1].find("failure") is None
+
+
+def test_regression_gate_exit_code(tmp_path, monkeypatch):
+    import xml.etree.ElementTree as ET
+
     base = tmp_path / "base.json"
     base.write_text(json.dumps({"rows": [{"algorithm": "a3c", "env": "CartPole-v1", "threads": 1,
                                           "train_over_bound": 50.0, "efficiency": 1.0}]}))
+    summary = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     res = CliRunner().invoke(cli, ["bench", "--algo", "a3c", "--env", "CartPole-v1", "--threads", "1",
-                                   "--seconds", "0.3", "--out", str(tmp_path / "cur.json"), "--compare", str(base)])
+                                   "--seconds", "0.3", "--out", str(tmp_path / "cur.json"), "--compare", str(base),
+                                   "--junit", str(tmp_path / "speed.xml"), "--markdown", str(tmp_path / "speed.md")])
     assert res.exit_code == 1
     assert "regression" in res.output and "train_over_bound" in res.output
+    assert ET.parse(tmp_path / "speed.xml").getroot().get("failures") == "1"
+    md = (tmp_path / "speed.md").read_text()
+    assert "Speed gate: FAILED" in md and summary.read_text() == md + "\n"  # GitHub's step summary too
+    res = CliRunner().invoke(cli, ["bench", "--junit", str(tmp_path / "x.xml")])  # nothing to gate
+    assert res.exit_code == 2 and "--compare" in res.output
 
 
 def test_a_training_run_that_does_not_finish_stops_the_bench(monkeypatch, tmp_path):

@@ -250,6 +250,27 @@ def test_cli_failure_exits_1_with_the_table_and_what_to_fix(capsys, tmp_path):
     assert saved["passed"] is False and saved["subject"] == f"{FIX}:NaNLoss"
 
 
+def test_cli_writes_junit_and_markdown_for_ci(capsys, tmp_path, monkeypatch):
+    """One JUnit test case per check (the fix as a failure's message, skipped checks skipped), and
+    the same table as Markdown, also appended to GitHub's step summary."""
+    import xml.etree.ElementTree as ET
+
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    code, out, _ = run_cli(capsys, "algorithm", f"{FIX}:NaNLoss", "--only", "api",
+                           "--junit", str(tmp_path / "check.xml"), "--markdown", str(tmp_path / "check.md"))
+    assert code == 1
+    suite = ET.parse(tmp_path / "check.xml").getroot().find("testsuite")
+    cases = suite.findall("testcase")
+    failed = [c for c in cases if c.find("failure") is not None]
+    assert len(cases) == int(suite.get("tests")) > len(failed) >= 1 and suite.get("failures") == str(len(failed))
+    loss = next(c for c in failed if c.get("name") == "loss finite (vector)")
+    assert "look for log(0)" in loss.find("failure").get("message")
+    assert int(suite.get("skipped")) == sum(c.find("skipped") is not None for c in cases) >= 1
+    md = (tmp_path / "check.md").read_text()
+    assert md.startswith(f"### harness check algorithm {FIX}:NaNLoss: FAILED") and "| api | loss finite (vector) | FAIL |" in md
+    assert (tmp_path / "summary.md").read_text() == md + "\n"
+
+
 def test_cli_env_check_passes_with_exit_0(capsys):
     code, out, _ = run_cli(capsys, "env", "HarnessCheck/Corridor-v0", "--env-module", ENVS[0],
                            "--steps", "200", "--perf-seconds", "0.1")

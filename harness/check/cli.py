@@ -6,6 +6,7 @@ algorithm or environment name or a bad option (one line, no traceback).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -77,7 +78,12 @@ def _printer():
     return show
 
 
-def _finish(report: CheckReport, json_out: Path | None) -> None:
+def _finish(report: CheckReport, json_out: Path | None, junit: Path | None = None, markdown: Path | None = None) -> None:
+    if junit or markdown or os.environ.get("GITHUB_STEP_SUMMARY"):
+        from harness.ci_output import publish
+
+        text, cases = report.ci_report()
+        publish(text, cases, f"harness check {report.kind}", markdown, junit)
     if json_out is not None:
         if str(json_out) == "-":
             click.echo(report.to_json())
@@ -122,7 +128,12 @@ def check() -> None:
               help="keep the training runs' folders in DIR")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write the report as JSON to FILE ('-': stdout)")
-def check_algorithm_cmd(name, env, env_modules, frames, seed, hp, min_fps, perf_seconds, only, skip, keep, json_out):
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write JUnit XML to FILE, one test case per check")
+@click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write a Markdown summary to FILE (appended to $GITHUB_STEP_SUMMARY when set)")
+def check_algorithm_cmd(name, env, env_modules, frames, seed, hp, min_fps, perf_seconds, only, skip, keep, json_out,
+                        junit, markdown):
     """Check algorithm NAME (registered name, entry point, or module:Class).
 
     \b
@@ -144,7 +155,7 @@ def check_algorithm_cmd(name, env, env_modules, frames, seed, hp, min_fps, perf_
                                  stages=stages, workdir=keep, progress=_printer())
     except ValueError as exc:  # AlgorithmError, EnvError, unknown hyperparameter: not check failures
         raise _usage_error(str(exc)) from None
-    _finish(report, json_out)
+    _finish(report, json_out, junit, markdown)
 
 
 @check.command("env")
@@ -158,7 +169,11 @@ def check_algorithm_cmd(name, env, env_modules, frames, seed, hp, min_fps, perf_
 @click.option("--skip", type=click.Choice(ENV_STAGES), multiple=True, help="skip this stage (repeatable)")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write the report as JSON to FILE ('-': stdout)")
-def check_env_cmd(env_id, env_modules, seed, steps, min_fps, perf_seconds, only, skip, json_out):
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write JUnit XML to FILE, one test case per check")
+@click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write a Markdown summary to FILE (appended to $GITHUB_STEP_SUMMARY when set)")
+def check_env_cmd(env_id, env_modules, seed, steps, min_fps, perf_seconds, only, skip, json_out, junit, markdown):
     """Check environment ENV_ID (Atari game or gymnasium id) as the harness drives it."""
     from harness.check.env import check_env
 
@@ -170,7 +185,7 @@ def check_env_cmd(env_id, env_modules, seed, steps, min_fps, perf_seconds, only,
                            perf_seconds=perf_seconds, stages=stages, progress=_printer())
     except ValueError as exc:  # EnvError: an unknown name
         raise _usage_error(str(exc)) from None
-    _finish(report, json_out)
+    _finish(report, json_out, junit, markdown)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -67,6 +67,19 @@ class CheckReport:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=str)
 
+    def ci_report(self) -> tuple[str, list]:
+        """Markdown summary and JUnit cases (harness.ci_output): one case per check, the fix as its
+        failure message."""
+        from harness.ci_output import Case, markdown_table
+
+        title = f"### harness check {self.kind} {self.subject}: {'passed' if self.passed else 'FAILED'}\n\n"
+        rows = [[r.stage, r.name, r.status.upper() if r.failed else r.status, r.measured, r.fix] for r in self.rows]
+        text = title + markdown_table(["stage", "check", "status", "measured", "fix"], rows)
+        cases = [Case(f"harness check {self.kind}.{r.stage}", r.name,
+                      (r.fix or r.measured or "failed") if r.failed else None, "check", r.measured,
+                      skipped=r.status == SKIP) for r in self.rows]
+        return text, cases
+
     def table(self) -> str:
         """The pass/fail table as plain text."""
         return "\n".join([table_header()] + [format_row(r) for r in self.rows])
