@@ -52,16 +52,28 @@ def save(results, out):
               help="write JUnit XML here: one test case per configuration")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="write the verdicts as JSON here")
-def check(candidate, baseline, tolerance, confidence, markdown_path, junit_path, json_path):
+@click.option("--as", "renames", multiple=True, metavar="CANDIDATE=BASELINE",
+              help="compare the candidate's algorithm CANDIDATE with the baseline's BASELINE (e.g. a fork "
+                   "given by import path against a3c; repeatable)")
+def check(candidate, baseline, tolerance, confidence, markdown_path, junit_path, json_path, renames):
     """Compare CANDIDATE (a results folder) with a baseline. Exit 0: no regression; 1: a configuration
     regressed or is missing; 2: bad input."""
     from dataclasses import asdict
 
     from harness.gate import GateError, compare, failed, load_baseline, markdown, summarise, write_outputs
 
+    mapping = {}
+    for item in renames:
+        cand_name, sep, base_name = item.partition("=")
+        if not sep or not cand_name.strip() or not base_name.strip():
+            raise HarnessError(f"--as {item!r}: expected CANDIDATE=BASELINE, e.g. --as my_pkg:MyA3C=a3c")
+        mapping[cand_name.strip()] = base_name.strip()
     try:
         base = load_baseline(baseline)
-        verdicts = compare(summarise(candidate), base, tolerance=tolerance, confidence=confidence)
+        summary = summarise(candidate)
+        for g in summary["groups"]:
+            g["algorithm"] = mapping.get(g["algorithm"], g["algorithm"])
+        verdicts = compare(summary, base, tolerance=tolerance, confidence=confidence)
         click.echo(markdown(verdicts), nl=False)
         write_outputs(verdicts, markdown_path, junit_path)
         if json_path is not None:

@@ -127,3 +127,21 @@ def test_cli_save_check_and_exit_codes(tmp_path, monkeypatch):
 
 def test_gate_error_is_a_value_error():
     assert issubclass(GateError, ValueError)
+
+
+def test_as_compares_a_fork_with_the_baselines_algorithm(tmp_path):
+    """A fork run under its import path is compared with the baseline's a3c through --as; without
+    it the baseline's a3c has no candidate runs and fails as missing."""
+    base_dir = _sweep(tmp_path / "base", {"a3c": [400, 410, 390]})
+    fork = "my_pkg.algos:MyA3C"
+    good = _sweep(tmp_path / "good", {fork: [405, 395, 400]})
+    bad = _sweep(tmp_path / "bad", {fork: [100, 110, 90]})
+    runner = CliRunner()
+    res = runner.invoke(cli, ["gate", "check", str(good), "--baseline", str(base_dir)])
+    assert res.exit_code == 1 and "**missing**" in res.output
+    res = runner.invoke(cli, ["gate", "check", str(good), "--baseline", str(base_dir), "--as", f"{fork}=a3c"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["gate", "check", str(bad), "--baseline", str(base_dir), "--as", f"{fork}=a3c"])
+    assert res.exit_code == 1 and "**regression**" in res.output
+    res = runner.invoke(cli, ["gate", "check", str(bad), "--baseline", str(base_dir), "--as", "a3c"])
+    assert res.exit_code == 2 and "CANDIDATE=BASELINE" in res.output
