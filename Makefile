@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS ?= test,ray,minatar
 
-.PHONY: install demo test test-learning bench clean
+.PHONY: install demo test test-learning gate bench clean
 
 install: $(STAMP)
 
@@ -25,6 +25,15 @@ test: $(STAMP)
 # of 195 (tests/test_learning.py): about 10 minutes on 2 cores, so it is its own target; CI runs both.
 test-learning: $(STAMP)
 	$(PY) -m pytest -q -m learning tests/test_learning.py
+
+# The learning gate on the project's own algorithms (README "Use it in CI"): the learning smoke
+# suite from scratch, then harness gate check against its committed baseline. About 5-10 minutes.
+GATE_DIR ?= .gate
+gate: $(STAMP)
+	rm -rf $(GATE_DIR)
+	$(VENV)/bin/harness sweep suites/learning-smoke.yaml --results-dir $(GATE_DIR)
+	$(VENV)/bin/harness gate check $(GATE_DIR)/learning-smoke --baseline suites/learning-smoke.baseline.json \
+		--markdown $(GATE_DIR)/gate.md --junit $(GATE_DIR)/gate.xml
 
 bench: $(STAMP)
 	$(VENV)/bin/harness bench

@@ -145,3 +145,23 @@ def test_as_compares_a_fork_with_the_baselines_algorithm(tmp_path):
     assert res.exit_code == 1 and "**regression**" in res.output
     res = runner.invoke(cli, ["gate", "check", str(bad), "--baseline", str(base_dir), "--as", "a3c"])
     assert res.exit_code == 2 and "CANDIDATE=BASELINE" in res.output
+
+
+def test_the_committed_baseline_is_of_the_learning_smoke_suite():
+    """suites/learning-smoke.baseline.json must be rewritten when the suite changes: the same
+    configurations, budget and number of seeds (make gate, run by .ci/run, compares against it)."""
+    import json
+    from pathlib import Path
+
+    from harness.gate import load_baseline
+    from harness.suite import load_suite
+
+    root = Path(__file__).resolve().parents[1]
+    suite = load_suite(root / "suites" / "learning-smoke.yaml")
+    base = load_baseline(root / "suites" / "learning-smoke.baseline.json")
+    assert {(g["algorithm"], g["game"], g["threads"]) for g in base["groups"]} == {
+        (a, game, t) for a in suite.algorithms for game in suite.games for t in suite.threads}
+    for g in base["groups"]:
+        assert g["frames"] == suite.frames and len(g["final_scores"]) == len(suite.seeds) * len(suite.learning_rates)
+        assert g["diverged"] == 0 and min(g["final_scores"]) > 50  # every method had learned: random play is 22
+    assert json.loads((root / "suites" / "learning-smoke.baseline.json").read_text())["kind"] == "harness-gate-baseline"
