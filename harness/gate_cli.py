@@ -29,6 +29,7 @@ def save(results, out):
         summary = summarise(results)
     except GateError as exc:
         raise HarnessError(str(exc)) from None
+    summary = {k: v for k, v in summary.items() if not k.startswith("_")}  # the runs themselves stay out
     try:
         store.write_json_atomic(out, summary)
     except OSError as exc:
@@ -73,6 +74,7 @@ def check(candidate, baseline, tolerance, confidence, markdown_path, junit_path,
         summary = summarise(candidate)
         for g in summary["groups"]:
             g["algorithm"] = mapping.get(g["algorithm"], g["algorithm"])
+        summary["_runs"] = {(mapping.get(k[0], k[0]), *k[1:]): v for k, v in summary["_runs"].items()}
         verdicts = compare(summary, base, tolerance=tolerance, confidence=confidence)
         click.echo(markdown(verdicts), nl=False)
         write_outputs(verdicts, markdown_path, junit_path)
