@@ -33,7 +33,10 @@ against the same reference, and
     d_t = (mean(baseline frames) − mean(candidate frames)) / mean(baseline frames)
 
 (negative when the candidate needs more frames) is bootstrapped the same way: the configuration
-also regresses when, with the stated confidence, it needs more than ``tolerance`` more frames.
+also regresses when, with the stated confidence, it needs more than ``time_tolerance`` (default 0.5)
+more frames. The time to a reference varies more between seeds than the final score (fresh seeds
+of an unchanged A3C on the learning smoke suite needed 26% more frames on average in one run of the
+validation), hence its larger default tolerance.
 Baselines written before this was added have no ``frames_to_reference``: the time check is skipped.
 
 Exit codes of ``check``: 0 no regression, 1 a regression or a missing configuration, 2 bad input.
@@ -57,6 +60,7 @@ KEYS = ("algorithm", "game", "threads")
 #: the smallest progress a comparison is scaled by, as a fraction of the game's range
 MIN_PROGRESS = 0.05
 DEFAULT_TOLERANCE = 0.25
+DEFAULT_TIME_TOLERANCE = 0.5
 #: the reference score of the time check: this fraction of the baseline's mean progress above the floor
 REFERENCE_FRACTION = 0.5
 
@@ -174,6 +178,7 @@ class Verdict:
     tolerance: float
     confidence: float
     candidate_diverged: int
+    time_tolerance: float = DEFAULT_TIME_TOLERANCE
     # time to the reference score (frames; NaN when the baseline has none): means, d_t and its bound
     reference: float = math.nan
     baseline_frames: float = math.nan
@@ -195,12 +200,15 @@ def bootstrap_difference(base: np.ndarray, cand: np.ndarray, reps: int, rng: np.
 
 
 def compare(candidate: dict, baseline: dict, tolerance: float = DEFAULT_TOLERANCE, confidence: float = 0.95,
-            reps: int = 10_000, seed: int = 0) -> list[Verdict]:
+            reps: int = 10_000, seed: int = 0, time_tolerance: float = DEFAULT_TIME_TOLERANCE) -> list[Verdict]:
     """A verdict per configuration of the baseline (see the module doc). Both arguments are
     summaries (``summarise``); the baseline's normalisation is used for both sides."""
     if not 0 <= tolerance < 1:
         raise GateError(f"--tolerance {tolerance} must lie in [0, 1): the fraction of the baseline's progress "
                         "above the game's floor that a candidate may lose")
+    if not time_tolerance >= 0:
+        raise GateError(f"--time-tolerance {time_tolerance} must be >= 0: the fraction of more frames to the "
+                        "reference score that a candidate may need")
     if not 0.5 <= confidence < 1:
         raise GateError(f"--confidence {confidence} must lie in [0.5, 1)")
     cand = {tuple(g[k] for k in KEYS): g for g in candidate["groups"]}
@@ -216,7 +224,7 @@ def compare(candidate: dict, baseline: dict, tolerance: float = DEFAULT_TOLERANC
         c = cand.get(key)
         if c is None or not c["final_scores"]:
             out.append(Verdict(*key, "missing", base.size, 0, float(base.mean()), math.nan, math.nan, math.nan,
-                               tolerance, confidence, 0))
+                               tolerance, confidence, 0, time_tolerance))
             continue
         cs = (np.asarray(c["final_scores"], dtype=float) - float(g["low"])) / span
         diff = float(cs.mean() - base.mean())
@@ -232,11 +240,11 @@ def compare(candidate: dict, baseline: dict, tolerance: float = DEFAULT_TOLERANC
             tupper = float(np.quantile(bootstrap_difference(-bt / scale, -ct / scale, reps, rng), confidence))
             timing = dict(reference=float(g["reference"]), baseline_frames=float(bt.mean()),
                           candidate_frames=float(ct.mean()), time_difference=tdiff, time_upper_bound=tupper)
-            if tupper < -tolerance:
+            if tupper < -time_tolerance:
                 regressed.append("time to reference")
         verdict = "regression" if regressed else "pass"
         out.append(Verdict(*key, verdict, base.size, cs.size, float(base.mean()), float(cs.mean()), diff, upper,
-                           tolerance, confidence, int(c.get("diverged", 0)), **timing,
+                           tolerance, confidence, int(c.get("diverged", 0)), time_tolerance, **timing,
                            regressed=" and ".join(regressed)))
     return out
 
@@ -263,7 +271,7 @@ def markdown(verdicts: list[Verdict], title: str = "Learning gate") -> str:
         v0 = verdicts[0]
         head += (f"A configuration fails when, with {v0.confidence:.0%} confidence (one-sided bootstrap bound), "
                  f"its mean final score lost more than {v0.tolerance:.0%} of the baseline's progress above the "
-                 f"game's floor, or it needed more than {v0.tolerance:.0%} more frames to reach half of that "
+                 f"game's floor, or it needed more than {v0.time_tolerance:.0%} more frames to reach half of that "
                  "progress. Scores in units of that progress (baseline mean = 1); frames to the reference "
                  "as means over runs (a run that never reached it counts at its budget).\n\n")
     lines = ["| configuration | verdict | runs (base / cand) | baseline mean | candidate mean | difference | "
@@ -287,7 +295,7 @@ def cases(verdicts: list[Verdict]) -> list[Case]:
         if v.verdict != "pass":
             msg = (f"regression in {v.regressed}: final score difference {_fmt(v.difference)} (upper bound "
                    f"{_fmt(v.upper_bound)}), time to reference difference {_fmt(v.time_difference)} (upper bound "
-                   f"{_fmt(v.time_upper_bound)}); tolerance -{v.tolerance:g}"
+                   f"{_fmt(v.time_upper_bound)}); tolerances -{v.tolerance:g} and -{v.time_tolerance:g}"
                    if v.verdict == "regression" else "missing: no finished candidate runs")
         out.append(Case(f"harness gate.{v.game}", v.name, msg, v.verdict, json.dumps(asdict(v))))
     return out

@@ -45,6 +45,9 @@ def save(results, out):
 @click.option("--tolerance", type=float, default=0.25, show_default=True,
               help="largest acceptable loss of the mean final score, as a fraction of the baseline's progress "
                    "above the game's floor (random play, or the environment's minimum)")
+@click.option("--time-tolerance", type=float, default=0.5, show_default=True,
+              help="largest acceptable increase of the mean frames to the reference score (half the "
+                   "baseline's progress), as a fraction of the baseline's")
 @click.option("--confidence", type=float, default=0.95, show_default=True,
               help="how sure the gate must be that the drop exceeds the tolerance before it fails")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -56,7 +59,7 @@ def save(results, out):
 @click.option("--as", "renames", multiple=True, metavar="CANDIDATE=BASELINE",
               help="compare the candidate's algorithm CANDIDATE with the baseline's BASELINE (e.g. a fork "
                    "given by import path against a3c; repeatable)")
-def check(candidate, baseline, tolerance, confidence, markdown_path, junit_path, json_path, renames):
+def check(candidate, baseline, tolerance, time_tolerance, confidence, markdown_path, junit_path, json_path, renames):
     """Compare CANDIDATE (a results folder) with a baseline. Exit 0: no regression; 1: a configuration
     regressed or is missing; 2: bad input."""
     from dataclasses import asdict
@@ -75,7 +78,7 @@ def check(candidate, baseline, tolerance, confidence, markdown_path, junit_path,
         for g in summary["groups"]:
             g["algorithm"] = mapping.get(g["algorithm"], g["algorithm"])
         summary["_runs"] = {(mapping.get(k[0], k[0]), *k[1:]): v for k, v in summary["_runs"].items()}
-        verdicts = compare(summary, base, tolerance=tolerance, confidence=confidence)
+        verdicts = compare(summary, base, tolerance=tolerance, confidence=confidence, time_tolerance=time_tolerance)
         click.echo(markdown(verdicts), nl=False)
         write_outputs(verdicts, markdown_path, junit_path)
         if json_path is not None:

@@ -203,6 +203,13 @@ def test_time_to_reference_catches_slower_learning_with_the_same_final_score(tmp
     assert v.time_difference < -0.5 and v.candidate_frames > 1.5 * v.baseline_frames
     (v,) = compare(summarise(_ramp(tmp_path / "same", "a3c", {0: 31_000, 1: 29_000, 2: 30_000})), base)
     assert v.verdict == "pass" and abs(v.time_difference) < 0.1
+    # 1.6x the frames to the ramp top (1.45x to the reference): within the default time tolerance (0.5, seeds vary more in time than in score),
+    # a regression at 0.25
+    later = summarise(_ramp(tmp_path / "later", "a3c", {0: 48_000, 1: 51_200, 2: 44_800}))
+    assert compare(later, base)[0].verdict == "pass"
+    assert compare(later, base, time_tolerance=0.25)[0].regressed == "time to reference"
+    with pytest.raises(GateError):
+        compare(later, base, time_tolerance=-1)
     never = summarise(_sweep(tmp_path / "never", {"a3c": [100, 100, 100]}))  # never reaches 200: at its budget
     (v,) = compare(never, base)
     assert v.candidate_frames == 100_000 and v.regressed == "final score and time to reference"
