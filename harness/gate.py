@@ -16,8 +16,9 @@ does not make every wobble a regression). Smoke budgets end far below a game's m
 runs of a few minutes end near 100 of 500), so the tolerance is a fraction of the progress made,
 not of the whole range: ``--tolerance 0.25`` fails a candidate that lost more than a quarter of it.
 
-with a bootstrap distribution of d (the runs of each side resampled independently, ``reps``
-times). The configuration *regresses* when, with the stated confidence, d is below −tolerance:
+with a bootstrap distribution of d (``bootstrap_difference``: under a location shift, both sides
+resampled from the pooled residuals of all runs, ``reps`` times; write the baseline from many seeds,
+it is done once, so that the method's spread is known). The configuration *regresses* when, with the stated confidence, d is below −tolerance:
 the ``confidence`` quantile of the bootstrap distribution (a one-sided upper bound) is below
 −tolerance. So a candidate a little worse by seed noise passes, and one clearly worse by more than
 the tolerance fails. Verdicts: ``pass``, ``regression``, ``missing`` (no finished candidate runs;
@@ -186,6 +187,7 @@ class Verdict:
     time_difference: float = math.nan
     time_upper_bound: float = math.nan
     regressed: str = ""  # "final score", "time to reference" or both, when verdict is "regression"
+    flags_below: float = math.nan  # the final-score difference below which this check fails, at this spread
 
     @property
     def name(self) -> str:
@@ -193,10 +195,21 @@ class Verdict:
 
 
 def bootstrap_difference(base: np.ndarray, cand: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap distribution of mean(cand) − mean(base), each side resampled independently."""
-    b = base[rng.integers(0, base.size, size=(reps, base.size))].mean(axis=1)
-    c = cand[rng.integers(0, cand.size, size=(reps, cand.size))].mean(axis=1)
-    return c - b
+    """Bootstrap distribution of mean(cand) − mean(base) under a location shift: the observed
+    difference plus the difference of two resampled means of the pooled residuals (each run minus
+    its side's mean, scaled by sqrt(N / (N − 2)) for the two means estimated from N runs).
+
+    Both sides draw their noise from all the runs: three candidate runs that happen to agree say
+    little about a method's spread, and a baseline written from many seeds then carries the
+    method's real spread into every check (resampling each side on its own made three close
+    candidate runs look certain)."""
+    base, cand = np.asarray(base, dtype=float), np.asarray(cand, dtype=float)
+    res = np.concatenate([base - base.mean(), cand - cand.mean()])
+    if res.size > 2:
+        res = res * math.sqrt(res.size / (res.size - 2))
+    b = res[rng.integers(0, res.size, size=(reps, base.size))].mean(axis=1)
+    c = res[rng.integers(0, res.size, size=(reps, cand.size))].mean(axis=1)
+    return (cand.mean() - base.mean()) + c - b
 
 
 def compare(candidate: dict, baseline: dict, tolerance: float = DEFAULT_TOLERANCE, confidence: float = 0.95,
@@ -245,7 +258,7 @@ def compare(candidate: dict, baseline: dict, tolerance: float = DEFAULT_TOLERANC
         verdict = "regression" if regressed else "pass"
         out.append(Verdict(*key, verdict, base.size, cs.size, float(base.mean()), float(cs.mean()), diff, upper,
                            tolerance, confidence, int(c.get("diverged", 0)), time_tolerance, **timing,
-                           regressed=" and ".join(regressed)))
+                           regressed=" and ".join(regressed), flags_below=-tolerance - (upper - diff)))
     return out
 
 
@@ -272,16 +285,17 @@ def markdown(verdicts: list[Verdict], title: str = "Learning gate") -> str:
         head += (f"A configuration fails when, with {v0.confidence:.0%} confidence (one-sided bootstrap bound), "
                  f"its mean final score lost more than {v0.tolerance:.0%} of the baseline's progress above the "
                  f"game's floor, or it needed more than {v0.time_tolerance:.0%} more frames to reach half of that "
-                 "progress. Scores in units of that progress (baseline mean = 1); frames to the reference "
-                 "as means over runs (a run that never reached it counts at its budget).\n\n")
+                 "progress. Scores in units of that progress (baseline mean = 1); \"fails below\": the "
+                 "difference this check can detect at the runs' spread; frames to the reference as means over "
+                 "runs (a run that never reached it counts at its budget).\n\n")
     lines = ["| configuration | verdict | runs (base / cand) | baseline mean | candidate mean | difference | "
-             "upper bound | frames to reference (base → cand) | time difference | upper bound | diverged |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "upper bound | fails below | frames to reference (base → cand) | time difference | upper bound | diverged |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for v in sorted(verdicts, key=lambda v: (v.verdict == "pass", v.name)):
         mark = {"pass": "pass", "regression": f"**regression** ({v.regressed})", "missing": "**missing**"}[v.verdict]
         lines.append(f"| {v.name} | {mark} | {v.n_baseline} / {v.n_candidate} | {v.baseline_mean:.3f} | "
                      f"{'–' if not math.isfinite(v.candidate_mean) else f'{v.candidate_mean:.3f}'} | "
-                     f"{_fmt(v.difference)} | {_fmt(v.upper_bound)} | "
+                     f"{_fmt(v.difference)} | {_fmt(v.upper_bound)} | {_fmt(v.flags_below)} | "
                      f"{_frames(v.baseline_frames)} → {_frames(v.candidate_frames)} | {_fmt(v.time_difference)} | "
                      f"{_fmt(v.time_upper_bound)} | {v.candidate_diverged} |")
     return head + "\n".join(lines) + "\n"

@@ -231,3 +231,27 @@ def test_saved_baselines_carry_the_reference_and_older_ones_skip_the_time_check(
     assert res.exit_code == 0 and "| – → – |" in res.output  # no time check without the baseline's frames
     res = CliRunner().invoke(cli, ["gate", "check", str(slow), "--baseline", str(tmp_path / "b.json")])
     assert res.exit_code == 1 and "time to reference" in res.output
+
+
+def test_three_agreeing_candidate_runs_are_judged_at_the_methods_spread():
+    """A baseline of 15 seeds spread widely (a method whose smoke-budget outcome varies a lot) and 3
+    candidate runs that happen to agree at -0.5: drawing both sides' noise from all the runs, the
+    gate cannot be sure the drop exceeds 0.25 and passes; the same 3 runs against 15 equally tight
+    baseline runs fail. A planted collapse fails against the wide baseline too."""
+    rng = np.random.default_rng(0)
+    wide = np.linspace(0.2, 1.8, 15)  # mean 1, sd 0.5
+    tight = np.linspace(0.95, 1.05, 15)
+    cand = np.array([0.49, 0.5, 0.51])
+    assert np.quantile(bootstrap_difference(wide, cand, 20_000, rng), 0.95) > -0.25
+    assert np.quantile(bootstrap_difference(tight, cand, 20_000, rng), 0.95) < -0.25
+    collapse = np.array([0.01, 0.02, 0.02])
+    assert np.quantile(bootstrap_difference(wide, collapse, 20_000, rng), 0.95) < -0.25
+    # by hand: no spread anywhere, the distribution is the observed difference itself
+    assert np.allclose(bootstrap_difference(np.ones(4), np.full(3, 0.5), 100, rng), -0.5)
+    # the pooled residuals' variance is unbiased (N / (N - 2) for the two means estimated): on average
+    # the bootstrap's spread is that of a difference of two 3-run means of unit variance, 2/3
+    spreads = []
+    for _ in range(500):
+        b, c = rng.normal(0, 1, 3), rng.normal(0, 1, 3)
+        spreads.append((bootstrap_difference(b, c, 2000, rng) - (c.mean() - b.mean())).var())
+    assert 0.88 < np.mean(spreads) / (2 / 3) < 1.12
