@@ -71,16 +71,19 @@ class GateError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------------
-def summarise(results: Path) -> dict:
-    """The baseline summary of a results folder (see the module doc)."""
+def summarise(results: Path | list[Path]) -> dict:
+    """The baseline summary of one results folder or several (e.g. runs of a suite with more seeds,
+    under other suite names: the configurations are matched by algorithm, game and threads)."""
     from harness import store
     from harness.report.load import load_runs
     from harness.report.scores import run_table
 
-    results = Path(results)
-    if not results.is_dir():
-        raise GateError(f"{results}: no such folder: give a sweep's results folder (results/<suite>)")
-    runset = load_runs([results])
+    folders = [Path(r) for r in (results if isinstance(results, (list, tuple)) else [results])]
+    for f in folders:
+        if not f.is_dir():
+            raise GateError(f"{f}: no such folder: give a sweep's results folder (results/<suite>)")
+    results = folders[0] if len(folders) == 1 else ", ".join(map(str, folders))
+    runset = load_runs(folders)
     table, norms = run_table(runset.runs)
     if table.empty:
         raise GateError(f"{results}: no run folders found: run the suite first (harness sweep SUITE)")

@@ -17,16 +17,19 @@ def gate() -> None:
 
 
 @gate.command("save")
-@click.argument("results", type=click.Path(path_type=Path))
+@click.argument("results", type=click.Path(path_type=Path), nargs=-1, required=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="the baseline JSON to write (small: commit it)")
 def save(results, out):
-    """Summarise RESULTS (a sweep's results folder) into a baseline: final scores per configuration."""
+    """Summarise RESULTS... (sweeps' results folders) into a baseline: final scores per configuration.
+
+    Write it from many seeds (it is done once): the gate judges a candidate's few runs at the
+    spread of all of them. Several folders are merged by (algorithm, game, threads)."""
     from harness import store
     from harness.gate import GateError, summarise
 
     try:
-        summary = summarise(results)
+        summary = summarise(list(results))
     except GateError as exc:
         raise HarnessError(str(exc)) from None
     summary = {k: v for k, v in summary.items() if not k.startswith("_")}  # the runs themselves stay out
@@ -35,7 +38,7 @@ def save(results, out):
     except OSError as exc:
         raise HarnessError(f"{out}: cannot write the baseline ({exc.strerror or exc}): choose another --out") from None
     n = sum(len(g["final_scores"]) for g in summary["groups"])
-    click.echo(f"wrote {out}: {len(summary['groups'])} configuration(s), {n} run(s) from {results}")
+    click.echo(f"wrote {out}: {len(summary['groups'])} configuration(s), {n} run(s) from {', '.join(map(str, results))}")
 
 
 @gate.command("check")

@@ -255,3 +255,16 @@ def test_three_agreeing_candidate_runs_are_judged_at_the_methods_spread():
         b, c = rng.normal(0, 1, 3), rng.normal(0, 1, 3)
         spreads.append((bootstrap_difference(b, c, 2000, rng) - (c.mean() - b.mean())).var())
     assert 0.88 < np.mean(spreads) / (2 / 3) < 1.12
+
+
+def test_a_baseline_from_several_folders_merges_their_runs(tmp_path):
+    import json
+
+    a = _sweep(tmp_path / "a", {"a3c": [400, 410, 390]})
+    b = _sweep(tmp_path / "b", {"a3c": [300, 350, 380]})
+    res = CliRunner().invoke(cli, ["gate", "save", str(a), str(b), "--out", str(tmp_path / "b.json")])
+    assert res.exit_code == 0, res.output
+    (g,) = json.loads((tmp_path / "b.json").read_text())["groups"]
+    assert sorted(g["final_scores"]) == [300, 350, 380, 390, 400, 410]
+    res = CliRunner().invoke(cli, ["gate", "save", str(a), str(tmp_path / "nope"), "--out", str(tmp_path / "c.json")])
+    assert res.exit_code == 2 and "no such folder" in res.output
