@@ -17,24 +17,28 @@ def gate() -> None:
 
 
 @gate.command("save")
-@click.argument("results", type=click.Path(path_type=Path))
+@click.argument("results", type=click.Path(path_type=Path), nargs=-1, required=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="the baseline JSON to write (small: commit it)")
 def save(results, out):
-    """Summarise RESULTS (a sweep's results folder) into a baseline: final scores per configuration."""
+    """Summarise RESULTS... (sweeps' results folders) into a baseline: final scores per configuration.
+
+    Write it from many seeds (it is done once): the gate judges a candidate's few runs at the
+    spread of all of them. Several folders are merged by (algorithm, game, threads)."""
     from harness import store
     from harness.gate import GateError, summarise
 
     try:
-        summary = summarise(results)
+        summary = summarise(list(results))
     except GateError as exc:
         raise HarnessError(str(exc)) from None
+    summary = {k: v for k, v in summary.items() if not k.startswith("_")}  # the runs themselves stay out
     try:
         store.write_json_atomic(out, summary)
     except OSError as exc:
         raise HarnessError(f"{out}: cannot write the baseline ({exc.strerror or exc}): choose another --out") from None
     n = sum(len(g["final_scores"]) for g in summary["groups"])
-    click.echo(f"wrote {out}: {len(summary['groups'])} configuration(s), {n} run(s) from {results}")
+    click.echo(f"wrote {out}: {len(summary['groups'])} configuration(s), {n} run(s) from {', '.join(map(str, results))}")
 
 
 @gate.command("check")
@@ -44,6 +48,9 @@ def save(results, out):
 @click.option("--tolerance", type=float, default=0.25, show_default=True,
               help="largest acceptable loss of the mean final score, as a fraction of the baseline's progress "
                    "above the game's floor (random play, or the environment's minimum)")
+@click.option("--time-tolerance", type=float, default=0.5, show_default=True,
+              help="largest acceptable increase of the mean frames to the reference score (half the "
+                   "baseline's progress), as a fraction of the baseline's")
 @click.option("--confidence", type=float, default=0.95, show_default=True,
               help="how sure the gate must be that the drop exceeds the tolerance before it fails")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -55,7 +62,7 @@ def save(results, out):
 @click.option("--as", "renames", multiple=True, metavar="CANDIDATE=BASELINE",
               help="compare the candidate's algorithm CANDIDATE with the baseline's BASELINE (e.g. a fork "
                    "given by import path against a3c; repeatable)")
-def check(candidate, baseline, tolerance, confidence, markdown_path, junit_path, json_path, renames):
+def check(candidate, baseline, tolerance, time_tolerance, confidence, markdown_path, junit_path, json_path, renames):
     """Compare CANDIDATE (a results folder) with a baseline. Exit 0: no regression; 1: a configuration
     regressed or is missing; 2: bad input."""
     from dataclasses import asdict
@@ -73,7 +80,8 @@ def check(candidate, baseline, tolerance, confidence, markdown_path, junit_path,
         summary = summarise(candidate)
         for g in summary["groups"]:
             g["algorithm"] = mapping.get(g["algorithm"], g["algorithm"])
-        verdicts = compare(summary, base, tolerance=tolerance, confidence=confidence)
+        summary["_runs"] = {(mapping.get(k[0], k[0]), *k[1:]): v for k, v in summary["_runs"].items()}
+        verdicts = compare(summary, base, tolerance=tolerance, confidence=confidence, time_tolerance=time_tolerance)
         click.echo(markdown(verdicts), nl=False)
         write_outputs(verdicts, markdown_path, junit_path)
         if json_path is not None:

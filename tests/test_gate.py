@@ -164,4 +164,107 @@ def test_the_committed_baseline_is_of_the_learning_smoke_suite():
     for g in base["groups"]:
         assert g["frames"] == suite.frames and len(g["final_scores"]) == len(suite.seeds) * len(suite.learning_rates)
         assert g["diverged"] == 0 and min(g["final_scores"]) > 50  # every method had learned: random play is 22
+        assert len(g["frames_to_reference"]) == len(g["final_scores"]) and max(g["frames_to_reference"]) < suite.frames
     assert json.loads((root / "suites" / "learning-smoke.baseline.json").read_text())["kind"] == "harness-gate-baseline"
+
+
+def test_frames_to_reference_by_hand():
+    from harness.gate import frames_to_reference
+
+    f = np.array([10, 20, 30, 40, 50, 60])
+    r = np.array([0, 10, 20, 30, 40, 50])
+    # window 20: at 20 the window (0, 20] holds 0 and 10 (mean 5); at 40, (20, 40] holds 20, 30 (25)
+    assert frames_to_reference(f, r, 25.0, 20.0) == 40.0
+    assert frames_to_reference(f, r, 5.0, 20.0) == 20.0  # frames below the window's length never count
+    assert frames_to_reference(f[::-1], r[::-1], 25.0, 20.0) == 40.0  # order of the rows does not matter
+    assert frames_to_reference(f, r, 46.0, 20.0) == float("inf")
+
+
+def _ramp(root, algo, reach_at: dict[int, float], final=400.0):
+    """CartPole runs whose training return climbs linearly from 0 to ``final`` at frame reach_at[seed]."""
+    for seed, at in reach_at.items():
+        write_run(root, algorithm=algo, game="CartPole-v1", seed=seed, frames=100_000, n_episodes=400,
+                  returns=lambda f, t, at=at: np.minimum(final, final * f / at))
+    return root
+
+
+def test_time_to_reference_catches_slower_learning_with_the_same_final_score(tmp_path):
+    """Both sides end at 400; the candidate needs twice the frames to get there: the final score
+    passes, the time to the reference (half the baseline's progress, 200) fails."""
+    base = summarise(_ramp(tmp_path / "base", "a3c", {0: 30_000, 1: 32_000, 2: 28_000}))
+    (g,) = base["groups"]
+    assert g["reference"] == pytest.approx(200.0)
+    # the 10%-of-budget window (10k frames) mean crosses 200 about 5k frames after the curve itself
+    assert all(15_000 <= t <= 22_000 for t in g["frames_to_reference"])
+    slow = summarise(_ramp(tmp_path / "slow", "a3c", {0: 60_000, 1: 64_000, 2: 56_000}))
+    (v,) = compare(slow, base)
+    assert v.difference == pytest.approx(0.0, abs=0.01) and v.upper_bound > -0.25  # the final score is fine
+    assert v.verdict == "regression" and v.regressed == "time to reference"
+    assert v.time_difference < -0.5 and v.candidate_frames > 1.5 * v.baseline_frames
+    (v,) = compare(summarise(_ramp(tmp_path / "same", "a3c", {0: 31_000, 1: 29_000, 2: 30_000})), base)
+    assert v.verdict == "pass" and abs(v.time_difference) < 0.1
+    # 1.6x the frames to the ramp top (1.45x to the reference): within the default time tolerance (0.5, seeds vary more in time than in score),
+    # a regression at 0.25
+    later = summarise(_ramp(tmp_path / "later", "a3c", {0: 48_000, 1: 51_200, 2: 44_800}))
+    assert compare(later, base)[0].verdict == "pass"
+    assert compare(later, base, time_tolerance=0.25)[0].regressed == "time to reference"
+    with pytest.raises(GateError):
+        compare(later, base, time_tolerance=-1)
+    never = summarise(_sweep(tmp_path / "never", {"a3c": [100, 100, 100]}))  # never reaches 200: at its budget
+    (v,) = compare(never, base)
+    assert v.candidate_frames == 100_000 and v.regressed == "final score and time to reference"
+
+
+def test_saved_baselines_carry_the_reference_and_older_ones_skip_the_time_check(tmp_path):
+    import json
+
+    base_dir = _ramp(tmp_path / "base", "a3c", {0: 30_000, 1: 32_000, 2: 28_000})
+    res = CliRunner().invoke(cli, ["gate", "save", str(base_dir), "--out", str(tmp_path / "b.json")])
+    assert res.exit_code == 0, res.output
+    saved = json.loads((tmp_path / "b.json").read_text())
+    assert "_runs" not in saved and len(saved["groups"][0]["frames_to_reference"]) == 3
+    for g in saved["groups"]:  # a baseline from before the time check
+        del g["reference"], g["frames_to_reference"]
+    (tmp_path / "old.json").write_text(json.dumps(saved))
+    slow = _ramp(tmp_path / "slow", "a3c", {0: 60_000, 1: 64_000, 2: 56_000})
+    res = CliRunner().invoke(cli, ["gate", "check", str(slow), "--baseline", str(tmp_path / "old.json")])
+    assert res.exit_code == 0 and "| – → – |" in res.output  # no time check without the baseline's frames
+    res = CliRunner().invoke(cli, ["gate", "check", str(slow), "--baseline", str(tmp_path / "b.json")])
+    assert res.exit_code == 1 and "time to reference" in res.output
+
+
+def test_three_agreeing_candidate_runs_are_judged_at_the_methods_spread():
+    """A baseline of 15 seeds spread widely (a method whose smoke-budget outcome varies a lot) and 3
+    candidate runs that happen to agree at -0.5: drawing both sides' noise from all the runs, the
+    gate cannot be sure the drop exceeds 0.25 and passes; the same 3 runs against 15 equally tight
+    baseline runs fail. A planted collapse fails against the wide baseline too."""
+    rng = np.random.default_rng(0)
+    wide = np.linspace(0.2, 1.8, 15)  # mean 1, sd 0.5
+    tight = np.linspace(0.95, 1.05, 15)
+    cand = np.array([0.49, 0.5, 0.51])
+    assert np.quantile(bootstrap_difference(wide, cand, 20_000, rng), 0.95) > -0.25
+    assert np.quantile(bootstrap_difference(tight, cand, 20_000, rng), 0.95) < -0.25
+    collapse = np.array([0.01, 0.02, 0.02])
+    assert np.quantile(bootstrap_difference(wide, collapse, 20_000, rng), 0.95) < -0.25
+    # by hand: no spread anywhere, the distribution is the observed difference itself
+    assert np.allclose(bootstrap_difference(np.ones(4), np.full(3, 0.5), 100, rng), -0.5)
+    # the pooled residuals' variance is unbiased (N / (N - 2) for the two means estimated): on average
+    # the bootstrap's spread is that of a difference of two 3-run means of unit variance, 2/3
+    spreads = []
+    for _ in range(500):
+        b, c = rng.normal(0, 1, 3), rng.normal(0, 1, 3)
+        spreads.append((bootstrap_difference(b, c, 2000, rng) - (c.mean() - b.mean())).var())
+    assert 0.88 < np.mean(spreads) / (2 / 3) < 1.12
+
+
+def test_a_baseline_from_several_folders_merges_their_runs(tmp_path):
+    import json
+
+    a = _sweep(tmp_path / "a", {"a3c": [400, 410, 390]})
+    b = _sweep(tmp_path / "b", {"a3c": [300, 350, 380]})
+    res = CliRunner().invoke(cli, ["gate", "save", str(a), str(b), "--out", str(tmp_path / "b.json")])
+    assert res.exit_code == 0, res.output
+    (g,) = json.loads((tmp_path / "b.json").read_text())["groups"]
+    assert sorted(g["final_scores"]) == [300, 350, 380, 390, 400, 410]
+    res = CliRunner().invoke(cli, ["gate", "save", str(a), str(tmp_path / "nope"), "--out", str(tmp_path / "c.json")])
+    assert res.exit_code == 2 and "no such folder" in res.output
