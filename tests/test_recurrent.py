@@ -123,3 +123,19 @@ def test_the_networks_shapes():
     assert net.cells == 256 and net.lstm.input_size == 256  # 256 LSTM cells after the Mnih 2013 FC 256
     (logits, v), (h, c) = net(torch.zeros(1, 4, 84, 84, dtype=torch.uint8), net.zero_state())
     assert logits.shape == (1, 6) and v.shape == (1,) and h.shape == c.shape == (1, 256)
+
+
+def test_cartpole_without_velocities_is_shipped_and_keeps_position_and_angle():
+    from harness.config import make_run_config
+    from harness.envs import make_env
+
+    cfg = make_run_config(algorithm="a3c_lstm", env="CartPoleNoVelocity-v1", threads=1, frames=1000)
+    env = make_env(cfg.env_spec, cfg.env_settings)
+    full = gym.make("CartPole-v1")
+    o = env.reset(seed=3)
+    f, _ = full.reset(seed=3)
+    assert env.observation_space.shape == (2,) and np.allclose(o, f[[0, 2]])
+    for a in (0, 1, 1, 0):
+        o, *_ = env.step(a)
+        f, *_ = full.step(a)
+        assert np.allclose(o, f[[0, 2]])
