@@ -15,6 +15,14 @@ rewards (clipped for learning) and the state s_n it ended in, with ``terminal`` 
 episode ended there (no bootstrap). Segments end after ``t_max`` steps or at the end of an episode,
 so only the last transition can be terminal.
 
+Recurrent algorithms (``recurrent = True``, e.g. A3C-LSTM) carry a network state from step to step.
+Their network is called as ``out, state = net(obs[None], state)``; the engine starts every episode
+of a worker (and of an evaluation) from ``algo.initial_state(net)``, carries the state through
+acting, and stores in ``segment.state`` the state the segment's first step was taken from (no
+gradient through it), so that ``loss`` re-runs the segment from it: truncated backpropagation
+through time over the segment. Each worker keeps its own state; feed-forward algorithms are called
+as ``net(obs[None])`` and their segments have ``state = None``.
+
 A new algorithm subclasses :class:`Algorithm`, declares a ``Hyperparameters`` dataclass (with
 ``lr`` defaults per observation kind in ``default_lr``) and registers itself with :func:`register`
 or through the ``harness.algorithms`` entry-point group.
@@ -41,6 +49,7 @@ class Segment:
     next_obs: torch.Tensor  # [1, *obs_shape]: s_n, the state after the last action
     terminal: bool  # s_n is terminal: bootstrap with 0
     next_action: int | None = None  # action chosen in s_n (only for algorithms with needs_next_action)
+    state: Any = None  # recurrent algorithms: the network state s_0's step was taken from (detached)
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
@@ -68,6 +77,8 @@ class Algorithm:
     uses_target_network: ClassVar[bool] = False
     #: the engine chooses the action in s_n before the update and then takes it (SARSA)
     needs_next_action: ClassVar[bool] = False
+    #: the network carries a state across steps: called as net(obs, state) -> (out, state) (module doc)
+    recurrent: ClassVar[bool] = False
     #: default initial learning rate per observation kind ("image" or "vector")
     default_lr: ClassVar[dict[str, float]] = {"image": 7e-4, "vector": 1e-3}
     #: hyperparameter defaults that differ for vector observations (short runs on small tasks)
@@ -102,6 +113,10 @@ class Algorithm:
         included (after ``init_worker``); e.g. to resample exploration. A game is one episode, also
         with ``terminal_on_life_loss``."""
 
+    def initial_state(self, net: nn.Module, batch: int = 1) -> Any:
+        """Recurrent algorithms: the network state at the start of an episode (``batch`` agents)."""
+        return None
+
     # -- acting -----------------------------------------------------------------------------
     def act(self, out: Any, frames: int, rng: np.random.Generator) -> int:
         """Behaviour policy: choose an action from the network output for one state."""
@@ -117,6 +132,15 @@ class Algorithm:
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """The segment's loss; the engine calls backward() on it and applies the gradient."""
         raise NotImplementedError
+
+
+def forward(algo: Algorithm, net: nn.Module, x: torch.Tensor, state: Any = None) -> tuple[Any, Any]:
+    """The network's output for a batch of states ``x`` and the state after it: ``net(x), None`` for
+    feed-forward algorithms; ``net(x, state)`` for recurrent ones, from ``algo.initial_state`` when
+    ``state`` is None (the start of an episode)."""
+    if not algo.recurrent:
+        return net(x), None
+    return net(x, algo.initial_state(net, x.shape[0]) if state is None else state)
 
 
 def epsilon_greedy(q: torch.Tensor, epsilon: float, rng: np.random.Generator) -> int:

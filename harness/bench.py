@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from algorithms.base import forward
 from harness import store
 from harness.config import RunConfig, make_run_config
 from harness.engine import train
@@ -103,12 +104,15 @@ def measure_components(cfg: RunConfig, seconds: float) -> dict[str, float]:
 
     net = algo.build_network(env.observation_space, env.n_actions)
     algo.init_worker(0, rng)
-    state = {"obs": env.reset(seed=0)}
+    state = {"obs": env.reset(seed=0), "net": None}
 
     def act_step():
         with torch.no_grad():
-            a = algo.act(net(torch.from_numpy(state["obs"]).unsqueeze(0)), 0, rng)
-        state["obs"] = env.step(a)[0]
+            out, state["net"] = forward(algo, net, torch.from_numpy(state["obs"]).unsqueeze(0), state["net"])
+            a = algo.act(out, 0, rng)
+        state["obs"], _, _, over, _ = env.step(a)
+        if over:
+            state["net"] = None  # a recurrent network starts the next episode from its initial state
 
     n, dt = _timed_loop(seconds, act_step)
     act_step_s = dt / n

@@ -107,10 +107,34 @@ def import_env_modules(modules: list[str] | tuple[str, ...]) -> None:
         _REGISTERED.add(entry)
 
 
+#: environments this harness ships (registered with gymnasium on first use in every process)
+SHIPPED_ENVS = ("CartPoleNoVelocity-v1",)
+
+
+def make_cartpole_no_velocity(**kwargs):
+    """CartPole-v1 with the two velocities removed from the observation: [cart position, pole angle].
+    A partially observable task (the velocities must be inferred from successive observations):
+    a memoryless policy cannot balance the pole for long, a recurrent one can (issue 14)."""
+    import gymnasium as gym
+
+    env = gym.make("CartPole-v1", **kwargs)
+    low, high = env.observation_space.low[[0, 2]], env.observation_space.high[[0, 2]]
+    space = gym.spaces.Box(low, high, dtype=np.float32)
+    return gym.wrappers.TransformObservation(env, lambda o: np.asarray(o, dtype=np.float32)[[0, 2]], space)
+
+
+def register_shipped_envs() -> None:
+    import gymnasium as gym
+
+    if "CartPoleNoVelocity-v1" not in gym.registry:
+        gym.register(id="CartPoleNoVelocity-v1", entry_point="harness.envs:make_cartpole_no_velocity")
+
+
 def resolve_env(name: str, env_modules: tuple[str, ...] = ()) -> EnvSpec:
     """Resolve ``Pong``, ``pong``, ``ALE/Pong-v5``, ``SpaceInvaders`` or any gymnasium id."""
     import gymnasium as gym
 
+    register_shipped_envs()
     if env_modules:
         import_env_modules(env_modules)
     games = atari_games()
@@ -217,6 +241,7 @@ class GymStepEnv(StepEnv):
     def __init__(self, spec: EnvSpec):
         import gymnasium as gym
 
+        register_shipped_envs()
         self._env = gym.make(spec.env_id)
         space = self._env.action_space
         if not isinstance(space, gym.spaces.Discrete):

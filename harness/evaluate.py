@@ -34,14 +34,22 @@ def evaluate(algo, net, env, episodes: int, seed: int, max_seconds: float = 600.
     returns: list[float] = []
     ret = 0.0
     start = time.monotonic()
+    recurrent = getattr(algo, "recurrent", False)
+    state = algo.initial_state(net) if recurrent else None
     with torch.no_grad():
         while len(returns) < episodes:
-            a = algo.act_eval(net(torch.from_numpy(obs).unsqueeze(0)), rng)
+            x = torch.from_numpy(obs).unsqueeze(0)
+            if recurrent:  # the network state is carried through the episode, as in training
+                out, state = net(x, state)
+            else:
+                out = net(x)
+            a = algo.act_eval(out, rng)
             obs, r, _, over, _ = env.step(a)
             ret += r
             if over:
                 returns.append(ret)
                 ret = 0.0
+                state = algo.initial_state(net) if recurrent else None
                 if time.monotonic() - start > max_seconds or should_stop():
                     break
     return returns

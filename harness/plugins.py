@@ -21,7 +21,7 @@ def _entry_points() -> dict:
 
 def available_algorithms() -> list[str]:
     """Registered names: built-ins first, then entry-point plug-ins."""
-    names = list(algorithms.BUILTIN) + [n for n in registry() if n not in algorithms.BUILTIN]
+    names = list(algorithms.SHIPPED) + [n for n in registry() if n not in algorithms.SHIPPED]
     return names + sorted(n for n in _entry_points() if n not in names)
 
 

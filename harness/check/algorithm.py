@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from algorithms.base import forward
 from harness.check.report import CheckReport, CheckRow, describe_exception
 from harness.check.runner import CheckFailure, Runner
 
@@ -277,6 +278,7 @@ class _AlgorithmCheck:
         seg = Segment(
             obs=obs[:n], actions=torch.from_numpy(rng.integers(0, _n_actions(kind), n)).long(),
             rewards=torch.from_numpy(rng.uniform(-1, 1, n).astype(np.float32)), next_obs=obs[n:], terminal=terminal,
+            state=algo.initial_state(net, 1) if algo.recurrent else None,  # recurrent: the episode's start
         )
         if algo.needs_next_action and not terminal:
             with torch.no_grad():
@@ -346,7 +348,7 @@ class _AlgorithmCheck:
 
     # -- api ---------------------------------------------------------------------------------
     def contract(self):
-        from algorithms import BUILTIN
+        from algorithms import SHIPPED
         from algorithms.base import Algorithm
 
         cls, problems = self.cls, []
@@ -380,13 +382,13 @@ class _AlgorithmCheck:
         lr = getattr(cls, "default_lr", None)
         if not (isinstance(lr, dict) and all(isinstance(lr.get(k), (int, float)) and lr[k] > 0 for k in ("image", "vector"))):
             problems.append(f"`default_lr` must map 'image' and 'vector' to learning rates > 0, got {lr!r}")
-        for flag in ("uses_target_network", "needs_next_action"):
+        for flag in ("uses_target_network", "needs_next_action", "recurrent"):
             if not isinstance(getattr(cls, flag, None), bool):
                 problems.append(f"`{flag}` must be True or False")
         for method in ("build_network", "act", "act_eval", "loss"):
             if getattr(cls, method, None) is getattr(Algorithm, method):
                 problems.append(f"implement `{method}`")
-        plugin = ":" in self.name or self.name in BUILTIN or self.name in {ep.name for ep in entry_points(group="harness.algorithms")}
+        plugin = ":" in self.name or self.name in SHIPPED or self.name in {ep.name for ep in entry_points(group="harness.algorithms")}
         if not plugin:
             problems.append(f"{self.name!r} is registered only in this process (@register); worker processes "
                             "cannot find it: use the import path module:Class or the 'harness.algorithms' entry point")
@@ -413,8 +415,8 @@ class _AlgorithmCheck:
             raise CheckFailure("initial parameters are not finite", "initialise every parameter to finite values")
         rng = np.random.default_rng(self.seed)
         with torch.no_grad():
-            out1 = net(random_obs(kind, rng, 1))
-            out5 = net(random_obs(kind, rng, 5))
+            out1, _ = forward(algo, net, random_obs(kind, rng, 1))
+            out5, _ = forward(algo, net, random_obs(kind, rng, 5))
         for out, b in ((out1, 1), (out5, 5)):
             ts = _tensors(out)
             if not ts:
@@ -435,7 +437,7 @@ class _AlgorithmCheck:
         seen, seen_eval = set(), set()
         with torch.no_grad():
             for o in states:
-                out = net(o.unsqueeze(0))
+                out, _ = forward(algo, net, o.unsqueeze(0))
                 for frames in (0, 100_000, 50_000_000):
                     seen.add(_valid_action(algo.act(out, frames, rng), n, f"act(out, frames={frames}, rng)"))
                 seen_eval.add(_valid_action(algo.act_eval(out, rng), n, "act_eval(out, rng)"))
@@ -561,7 +563,7 @@ class _AlgorithmCheck:
             algo.init_worker(0, np.random.default_rng(self.seed))
             rng = np.random.default_rng(self.seed + 1)
             with torch.no_grad():
-                outs = [net(o.unsqueeze(0)) for o in states]
+                outs = [forward(algo, net, o.unsqueeze(0))[0] for o in states]
             acts = [algo.act(out, f, rng) for out in outs for f in (0, 100_000, 50_000_000)]
             acts += [algo.act_eval(out, rng) for out in outs]
             return [_valid_action(a, n, "act(...)") for a in acts]

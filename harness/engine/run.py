@@ -29,6 +29,7 @@ from typing import Callable
 import torch
 import torch.multiprocessing as mp
 
+from algorithms.base import forward
 from harness import store
 from harness.config import RunConfig, identity_differences
 from harness.engine.shared import OptimizerState, flatten_into
@@ -275,7 +276,7 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
         probe_env = make_env(cfg.env_spec, cfg.env_settings)
         net = initial_network(cfg, algo, probe_env)
         with torch.no_grad():  # one forward pass on a real observation: a network that does not fit fails here
-            net(torch.from_numpy(probe_env.reset(seed=0)).unsqueeze(0))
+            forward(algo, net, torch.from_numpy(probe_env.reset(seed=0)).unsqueeze(0))
         params = flatten_into(net).share_memory_()
         target = params.clone().share_memory_() if algo.uses_target_network else None
         opt_state = OptimizerState.allocate(cfg.optimizer, params.numel(), cfg.threads)

@@ -234,7 +234,9 @@ class SegmentCollector:
     rewards for learning, calls ``algo.start_episode(rng)`` at the start of every episode (with
     ``rng`` given: the first, at construction, and each one after a game ended), and for algorithms
     with ``needs_next_action`` (SARSA) chooses the action in s_n before the update and takes it
-    first in the next segment.
+    first in the next segment. For recurrent algorithms it carries the network state from step to
+    step, starts each episode from ``algo.initial_state(net)`` and stores in each segment the state
+    its first step was taken from (``Segment.state``).
     """
 
     def __init__(self, env, algo, t_max: int, clip_rewards: bool, seed: int | None = None, rng=None):
@@ -245,6 +247,9 @@ class SegmentCollector:
         self.buf = torch.empty((t_max, *self.obs.shape), dtype=torch.from_numpy(self.obs).dtype)
         self.ep_return, self.ep_len = 0.0, 0
         self.carried_action: int | None = None
+        if algo.recurrent and algo.needs_next_action:
+            raise ValueError(f"{algo.name}: a recurrent algorithm cannot set needs_next_action (not supported)")
+        self.state = None  # recurrent algorithms: the network state; None until the episode's first step
 
     def collect(self, net, frames: int, rng) -> tuple[Segment, list[tuple[float, int]]]:
         """One segment and the (raw return, length) of every episode that ended in it."""
@@ -258,11 +263,19 @@ class SegmentCollector:
         finished: list[tuple[float, int]] = []
         terminal = over = False
         obs = next_state = self.obs
+        recurrent = algo.recurrent
+        if recurrent and self.state is None:
+            self.state = algo.initial_state(net)  # the episode's first step
+        state0 = self.state
         for n in range(self.t_max):
             o = torch.from_numpy(obs)
             self.buf[n] = o
             if self.carried_action is None:
-                a = algo.act(net(o.unsqueeze(0)), frames, rng)
+                if recurrent:
+                    out, self.state = net(o.unsqueeze(0), self.state)
+                else:
+                    out = net(o.unsqueeze(0))
+                a = algo.act(out, frames, rng)
             else:
                 a, self.carried_action = self.carried_action, None
             obs, r, term, over, final = env.step(a)
@@ -273,6 +286,7 @@ class SegmentCollector:
             if over:  # the game ended: obs is already the next episode's first observation
                 finished.append((self.ep_return, self.ep_len))
                 self.ep_return, self.ep_len = 0.0, 0
+                self.state = None  # the next episode starts from algo.initial_state(net)
                 next_state, terminal = final, term
                 break
             next_state = obs
@@ -287,6 +301,7 @@ class SegmentCollector:
             rewards=torch.tensor(rewards, dtype=torch.float32),
             next_obs=torch.from_numpy(np.array(next_state)).unsqueeze(0),
             terminal=terminal,
+            state=state0,
         )
         if algo.needs_next_action and not terminal:
             seg.next_action = algo.act(net(seg.next_obs), frames, rng)
