@@ -147,7 +147,7 @@ def run_one(cfg, out: Path, resume: bool = True, label: str = "") -> int:
 
 
 @cli.command()
-@click.option("--algo", "algorithm", required=True, help="one_step_q, one_step_sarsa, n_step_q, a3c, or module:Class")
+@click.option("--algo", "algorithm", required=True, help="one_step_q, one_step_sarsa, n_step_q, a3c, a3c_lstm, or module:Class")
 @click.option("--env", required=True, help="Atari game (Pong, ALE/Pong-v5) or gymnasium id (CartPole-v1)")
 @click.option("--threads", type=int, default=1, show_default=True, help="actor-learner processes")
 @click.option("--lr", type=float, default=None, help="initial learning rate [default: the algorithm's for this observation kind]")
