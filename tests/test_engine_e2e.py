@@ -173,6 +173,48 @@ def test_a_worker_killed_fails_the_run_within_seconds(tmp_path, start_method, si
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+_DIE_HOLDING_THE_LOCK = """
+import os, signal, sys
+from harness.config import make_run_config
+from harness.engine import train, worker
+
+real_send = worker.send
+
+def send(shared, message):  # worker 0 dies right after its first update, holding T's lock
+    if message[0] == "started" and message[1] == 0:
+        shared.counter.get_lock().acquire()
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_send(shared, message)
+
+worker.send = send  # forked workers inherit the patch
+cfg = make_run_config(algorithm="a3c", env="CartPole-v1", threads=2, seed=1, frames=50_000_000, eval={"episodes": 0})
+result = train(cfg, sys.argv[1])
+print(result.state, "|", result.error)
+"""
+
+
+def test_a_worker_killed_holding_the_frame_counter_lock_fails_the_run(tmp_path):
+    """A worker killed (the OOM killer, a user's kill -9) while it holds the lock of the frame
+    counter T, under which workers add their frames and send their episodes, must not hang the
+    supervisor: reading T through that lock blocked it forever (seen in CI, where a SIGKILL landed
+    inside the lock)."""
+    script = tmp_path / "die_holding_the_lock.py"
+    script.write_text(_DIE_HOLDING_THE_LOCK)
+    env = dict(os.environ, HARNESS_START_METHOD="fork")
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
+    try:
+        out, err = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError("the supervisor hung after a worker died holding the frame counter's lock")
+    assert proc.returncode == 0, err
+    state, error = out.strip().splitlines()[-1].split(" | ")
+    assert state == "failed" and "worker 0 died (killed by signal SIGKILL)" in error
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["state"] == "failed" and status["frames_done"] > 0
+
+
 def test_sigint_interrupts_cleanly(tmp_path):
     proc = _start_cli(tmp_path)
     try:

@@ -355,6 +355,9 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
     ctx = mp.get_context(method)
     status["start_method"] = method
     counter = ctx.Value("q", frames0)
+    # The supervisor reads T without the lock: the lock's owner may be a worker killed inside it (the
+    # OOM killer, kill -9), and an aligned 64-bit load is atomic; only workers write T, under the lock.
+    T_raw = counter.get_obj()
     stop = ctx.Event()
     msgs, channel = ctx.Pipe(duplex=False)  # workers write (worker.send), the supervisor reads
     t_start = time.time()
@@ -431,7 +434,7 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
                     procs.append(p)
             while state == "running":
                 drain(POLL_SECONDS)
-                T = counter.value
+                T = T_raw.value
                 now = time.monotonic()
                 wall = time.time() - shared.t0
                 if state != "running":
@@ -482,7 +485,7 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
             _shutdown(procs, drain)
             if state == "running":  # an exception in the supervisor itself
                 state, error = "failed", "supervisor error"
-        T = counter.value
+        T = T_raw.value
         status.update(frames_done=T, wall_seconds=round(wall, 3),
                       frames_per_second=round((T - frames0) / (wall - elapsed0), 1) if wall > elapsed0 else None,
                       steady_frames_per_second=round((T - steady[0]) / (wall - steady[1]), 1) if steady and wall > steady[1] else None,
