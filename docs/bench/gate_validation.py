@@ -15,13 +15,22 @@ and checks it with ``harness gate check`` against the committed baseline
 
 It prints and writes one row per repetition: the kind, the sweep's and the gate's wall-clock seconds,
 the gate's exit code and its verdict per configuration.
+
+``--reuse``: the planted repetition copies the unchanged repetition's runs of the other methods
+instead of running them again. With 1 thread a run is a deterministic function of its seed, and
+both repetitions draw the same seeds (the same suite name), so the copies are the runs the planted
+sweep would make (the first validation, which ran both in full, gave identical verdicts for them);
+the planted sweep then runs the planted algorithm's runs only, and its seconds count those alone.
+``--first`` numbers the repetitions from there (fresh seeds for a new validation).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,7 +49,7 @@ def harness(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=ROOT, capture_output=True, text=True)
 
 
-def one(kind: str, rep: int, tmp: Path) -> dict:
+def one(kind: str, rep: int, tmp: Path, reuse: bool = False) -> dict:
     suite = yaml.safe_load(SUITE.read_text())
     suite["name"] = f"learning-smoke-rep{rep}"
     extra = []
@@ -49,6 +58,11 @@ def one(kind: str, rep: int, tmp: Path) -> dict:
         extra = ["--as", f"{PLANTED}=a3c"]
     path = tmp / f"{kind}-{rep}.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    if kind == "planted" and reuse:
+        done = tmp / "unchanged" / suite["name"]
+        for run in done.iterdir():
+            if run.is_dir() and not run.name.startswith("a3c-"):
+                shutil.copytree(run, tmp / kind / suite["name"] / run.name)
     t0 = time.monotonic()
     sweep = harness("sweep", str(path), "--results-dir", str(tmp / kind))
     t1 = time.monotonic()
@@ -69,12 +83,17 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--kinds", default="unchanged,planted")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--first", type=int, default=1)
+    ap.add_argument("--reuse", action="store_true")
+    ap.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it (default: a temporary one)")
     args = ap.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory(prefix="gate-validation-") as tmp:
-        for rep in range(1, args.reps + 1):
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    with (contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory(prefix="gate-validation-")) as tmp:
+        for rep in range(args.first, args.first + args.reps):
             for kind in args.kinds.split(","):  # interleaved, so drift in the machine's speed hits both alike
-                rows.append(one(kind, rep, Path(tmp)))
+                rows.append(one(kind, rep, Path(tmp), args.reuse))
                 print(json.dumps(rows[-1]), flush=True)
                 if args.out:
                     with open(args.out, "w", newline="") as f:
