@@ -59,8 +59,13 @@ class A3C(Algorithm):
         return self.act(out, 0, rng)  # the stochastic policy, as trained
 
     def loss(self, net, target_net, seg: Segment):
-        n = len(seg)
         logits, values = net(torch.cat([seg.obs, seg.next_obs]))  # one batch: s_0 .. s_n
+        return self.actor_critic_loss(logits, values, seg)
+
+    def actor_critic_loss(self, logits, values, seg: Segment):
+        """The segment's loss from π's logits and V at s_0 .. s_n (A3C-LSTM computes them with its
+        LSTM and shares the rest)."""
+        n = len(seg)
         bootstrap = 0.0 if seg.terminal else float(values[n].detach())  # V(s_t; θ'_v)
         R = n_step_returns(seg.rewards, bootstrap, self.hp.gamma)
         logits, values = logits[:n], values[:n]

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from algorithms.a3c import A3C, A3CHyperparameters
-from algorithms.base import Segment, n_step_returns, register
+from algorithms.base import Segment, register
 from algorithms.networks import build_torso, obs_kind
 
 LSTM_CELLS = {"image": 256, "vector": 128}
@@ -81,19 +81,5 @@ class A3CLSTM(A3C):
         return net.zero_state(batch)
 
     def loss(self, net, target_net, seg: Segment):
-        n = len(seg)
         logits, values = net.unroll(torch.cat([seg.obs, seg.next_obs]), seg.state)  # s_0 .. s_n from seg.state
-        bootstrap = 0.0 if seg.terminal else float(values[n].detach())  # V(s_n; θ'_v)
-        R = n_step_returns(seg.rewards, bootstrap, self.hp.gamma)
-        logits, values = logits[:n], values[:n]
-        log_probs = F.log_softmax(logits, dim=1)
-        entropy = -(log_probs.exp() * log_probs).sum(dim=1)
-        log_pi_a = log_probs.gather(1, seg.actions[:, None]).squeeze(1)
-        advantage = R - values
-        policy_loss = -(log_pi_a * advantage.detach()).sum() - self.hp.entropy_beta * entropy.sum()
-        value_loss = self.hp.value_loss_coef * (advantage**2).sum()
-        return policy_loss + value_loss, {
-            "policy_loss": float(policy_loss.detach()),
-            "value_loss": float(value_loss.detach()),
-            "entropy": float(entropy.detach().mean()),
-        }
+        return self.actor_critic_loss(logits, values, seg)  # then A3C's loss, unchanged
