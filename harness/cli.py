@@ -87,15 +87,30 @@ def _collect(kwargs: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return groups
 
 
-def _dynamic_options(func):
+def _dynamic_options() -> list[click.Option]:
+    """``harness train``'s options for every hyperparameter and setting (``--t-max``, ``--noop-max``,
+    ``--eval-episodes``, ...), after its fixed ones."""
     fields = _hyperparameter_fields()
     options = [_option_for("", f, "hp") for f in fields.values()]
     options += [_option_for("", f, "env") for f in dataclasses.fields(EnvSettings)]
     options += [_option_for("", f, "engine") for f in dataclasses.fields(EngineSettings)]
     options += [_option_for("eval-", f, "eval") for f in dataclasses.fields(EvalSettings)]
-    for opt in reversed(options):
-        click.decorators._param_memo(func, opt)  # same as stacking @click.option decorators
-    return func
+    return options
+
+
+class _TrainCommand(click.Command):
+    """``harness train``, whose options include every installed algorithm's hyperparameters.
+    Finding them imports the algorithms and torch (3-4 s), so they join the command when it is
+    parsed or shown, not when the command line is imported: ``harness report``, ``gate`` and
+    ``status`` never pay for torch."""
+
+    _extended = False
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if not self._extended:
+            self._extended = True
+            self.params.extend(_dynamic_options())
+        return super().get_params(ctx)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -146,7 +161,7 @@ def run_one(cfg, out: Path, resume: bool = True, label: str = "") -> int:
     return EXIT_CODES.get(result.state, 1)
 
 
-@cli.command()
+@cli.command(cls=_TrainCommand)
 @click.option("--algo", "algorithm", required=True, help="one_step_q, one_step_sarsa, n_step_q, a3c, a3c_lstm, or module:Class")
 @click.option("--env", required=True, help="Atari game (Pong, ALE/Pong-v5) or gymnasium id (CartPole-v1)")
 @click.option("--threads", type=int, default=1, show_default=True, help="actor-learner processes")
@@ -157,7 +172,6 @@ def run_one(cfg, out: Path, resume: bool = True, label: str = "") -> int:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="run folder")
 @click.option("--fresh", is_flag=True, help="ignore an existing checkpoint in --out and start from scratch")
 @click.option("--env-module", "env_modules", multiple=True, help="module that registers gymnasium envs on import, or module:function to call (minatar.gym:register_envs)")
-@_dynamic_options
 def train(algorithm, env, threads, lr, seed, frames, optimizer, out, fresh, env_modules, **kwargs) -> None:
     """Train one run into OUT (config.json, status.json, episodes.csv, evals.csv).
 

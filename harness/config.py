@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.envs import EnvError, EnvSettings, EnvSpec, resolve_env
-from harness.plugins import AlgorithmError, load_algorithm
 
 SCHEMA_VERSION = 1
 OPTIMIZERS = ("shared_rmsprop", "rmsprop", "momentum_sgd")
@@ -158,6 +157,8 @@ def make_run_config(
     run_seed: int | None = None,
 ) -> RunConfig:
     """Validate every value and fill in defaults. Raises :class:`ConfigError` with one line."""
+    from harness.plugins import AlgorithmError, load_algorithm  # imports torch: only when a run is configured
+
     try:
         algo_cls = load_algorithm(algorithm)
         spec = resolve_env(env, tuple(env_modules))

@@ -38,14 +38,11 @@ import torch
 from torch import nn
 
 from algorithms.base import forward
+from harness.check.defaults import ALGORITHM_MIN_FPS as DEFAULT_MIN_FPS
+from harness.check.defaults import ALGORITHM_STAGES as STAGES
+from harness.check.defaults import DEFAULT_ENV, DEFAULT_FRAMES
 from harness.check.report import CheckReport, CheckRow, describe_exception
 from harness.check.runner import CheckFailure, Runner
-
-STAGES = ("api", "seed", "performance")
-#: default performance floors, frames/s of one worker, by observation kind of the check's env
-DEFAULT_MIN_FPS = {"vector": 200.0, "image": 50.0}
-DEFAULT_ENV = "CartPole-v1"
-DEFAULT_FRAMES = 2_000
 
 IMAGE_SHAPE, IMAGE_ACTIONS = (4, 84, 84), 6  # the Atari protocol's observations; Pong's 6 actions
 VECTOR_SHAPE, VECTOR_ACTIONS = (4,), 3  # three actions, so nothing binary slips through

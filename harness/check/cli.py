@@ -12,11 +12,8 @@ from pathlib import Path
 
 import click
 
-from harness.check.algorithm import DEFAULT_ENV, DEFAULT_FRAMES, DEFAULT_MIN_FPS
-from harness.check.algorithm import STAGES as ALGORITHM_STAGES
-from harness.check.env import DEFAULT_MIN_FPS as ENV_MIN_FPS
-from harness.check.env import DEFAULT_STEPS
-from harness.check.env import STAGES as ENV_STAGES
+from harness.check.defaults import ALGORITHM_MIN_FPS as DEFAULT_MIN_FPS
+from harness.check.defaults import ALGORITHM_STAGES, DEFAULT_ENV, DEFAULT_FRAMES, DEFAULT_STEPS, ENV_MIN_FPS, ENV_STAGES
 from harness.errors import HarnessError
 from harness.check.report import FAIL, PASS, CheckReport, CheckRow, format_row, table_header
 

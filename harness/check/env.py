@@ -30,13 +30,13 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from harness.check.defaults import DEFAULT_STEPS
+from harness.check.defaults import ENV_MIN_FPS as DEFAULT_MIN_FPS
+from harness.check.defaults import ENV_STAGES as STAGES
 from harness.check.report import CheckReport, CheckRow
 from harness.check.runner import CheckFailure, Runner
 
-STAGES = ("api", "network", "seed", "performance")
 BUILTIN_ALGORITHMS = ("one_step_q", "one_step_sarsa", "n_step_q", "a3c")
-DEFAULT_MIN_FPS = 500.0
-DEFAULT_STEPS = 500
 
 SEED_FIX = (
     "reset(seed=s) must seed every random source of the environment: in a gymnasium Env call "
