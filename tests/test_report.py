@@ -605,3 +605,14 @@ def test_the_command_line_reports_without_importing_torch():
 
     res = CliRunner().invoke(cli, ["train", "--help"])
     assert res.exit_code == 0 and "--t-max" in res.output and "--entropy-beta" in res.output and "--eval-episodes" in res.output
+
+
+def test_a_finished_figure_is_not_laid_out_again_when_saved():
+    """``finish`` lays a figure out once; a layout engine left on it (tight_layout leaves a
+    placeholder) would make savefig lay it out again for every format: the same pixels, slower."""
+    from harness.report.style import finish, panel_grid, set_theme
+
+    set_theme()
+    fig, _ = panel_grid(1, 2)
+    assert finish(fig, "title", ["a note"]).get_layout_engine() is None
+    plt.close(fig)

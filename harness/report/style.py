@@ -116,6 +116,9 @@ def finish(fig: Figure, title: str, notes: list[str] | None = None, extra_bottom
     bottom = min((notes_height + extra_bottom) / height, 0.45)
     top = 1.0  # tight_layout makes room for the suptitle itself
     fig.tight_layout(rect=(0, bottom, 1, top))
+    # tight_layout leaves a placeholder layout engine behind, and with any engine set savefig lays
+    # the whole figure out once more per format before drawing it: the same pixels, a fifth slower
+    fig.set_layout_engine(None)
     return fig
 
 
