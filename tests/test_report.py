@@ -616,3 +616,24 @@ def test_a_finished_figure_is_not_laid_out_again_when_saved():
     fig, _ = panel_grid(1, 2)
     assert finish(fig, "title", ["a note"]).get_layout_engine() is None
     plt.close(fig)
+
+
+def test_run_folders_are_found_under_a_linked_relative_root_with_their_suite(tmp_path, monkeypatch):
+    """Discovery works out real paths from the root's (no resolve per run folder): a root given
+    relative, through a symbolic link, still finds every run, its suite (the folder with the suite
+    file) and skips the report folder inside it."""
+    from harness.report.load import discover
+
+    real = tmp_path / "real"
+    (real / "s1").mkdir(parents=True)
+    (real / "s1" / "suite.yaml").write_text("name: alpha\n")
+    write_run(real / "s1", "r0", suite=None)
+    write_run(real / "loose", "r1", suite=None)
+    write_run(real / "s1" / "report", "ghost", suite=None)
+    (tmp_path / "link").symlink_to(real)
+    monkeypatch.chdir(tmp_path)
+    found, problems, suites = discover([Path("link")], skip=[Path("link/s1/report")])
+    assert sorted((p.name, s) for p, s in found) == [("r0", "alpha"), ("r1", "loose")]
+    assert list(suites) == ["alpha"] and not problems
+    (run,) = discover([Path("link/s1/r0")])[0]
+    assert run[1] is None  # a run folder given as the root has no suite

@@ -235,15 +235,19 @@ def discover(roots: list[Path], skip: list[Path] | None = None) -> tuple[list[tu
     problems: list[str] = []
     suites: dict[str, dict] = {}
     for root in roots:
-        for dirpath, dirnames, filenames in os.walk(root):
+        top, real_top = str(root), root.resolve()
+        for dirpath, dirnames, filenames in os.walk(top):
             here = Path(dirpath)
+            # os.walk does not follow symbolic links, so every folder it visits lies under the root's
+            # real path: no resolve() (a system call per path component) per run folder
+            real = real_top / dirpath[len(top):].lstrip(os.sep) if dirpath != top else real_top
             names = set(filenames)
-            if REPORT_MARKER in names or here.resolve() in skip_set:
+            if REPORT_MARKER in names or real in skip_set:
                 dirnames[:] = []
                 continue
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             if "config.json" in names:
-                found.append((here, _suite_of(here, root, suites)))
+                found.append((here, _suite_of(here, real, real_top, suites)))
                 dirnames[:] = []
                 continue
             if names & {"status.json", "episodes.csv", "evals.csv"}:
@@ -256,17 +260,18 @@ def discover(roots: list[Path], skip: list[Path] | None = None) -> tuple[list[tu
                     problems.append(why)
                 if data is not None:
                     name = str(data.get("name") or here.name)
-                    suites.setdefault(name, {"path": str(here), "config": data, "dir": here.resolve()})
+                    suites.setdefault(name, {"path": str(here), "config": data, "dir": real})
     return found, problems, suites
 
 
-def _suite_of(run_dir: Path, root: Path, suites: dict[str, dict]) -> str | None:
-    resolved = run_dir.resolve()
+def _suite_of(run_dir: Path, real: Path, real_root: Path, suites: dict[str, dict]) -> str | None:
+    """The suite of a run folder (``real``: its resolved path): the suite file's folder above it,
+    else its parent folder's name (none for a run given as the root itself)."""
     for name, info in suites.items():
-        if info["dir"] in resolved.parents:
+        if info["dir"] in real.parents:
             return name
     parent = run_dir.parent
-    return parent.name if parent != run_dir and resolved != root.resolve() else None
+    return parent.name if parent != run_dir and real != real_root else None
 
 
 def load_runs(roots: list[Path], skip: list[Path] | None = None) -> RunSet:
