@@ -637,3 +637,19 @@ def test_run_folders_are_found_under_a_linked_relative_root_with_their_suite(tmp
     assert list(suites) == ["alpha"] and not problems
     (run,) = discover([Path("link/s1/r0")])[0]
     assert run[1] is None  # a run folder given as the root has no suite
+
+
+def test_many_run_folders_are_read_in_two_processes_with_the_same_result(tmp_path, monkeypatch):
+    import harness.report.load as load_mod
+
+    paths = write_sweep(tmp_path / "res", algorithms=("a3c", "n_step_q"), games=("Pong",), threads=(1, 2),
+                        lrs=(1e-3, 3e-3), seeds=(0, 1, 2), frames=400_000, n_episodes=30)
+    (paths[0] / "episodes.csv").write_text((paths[0] / "episodes.csv").read_text() + "12,3")  # half-written line
+    serial = load_runs([tmp_path / "res"], workers=1)
+    monkeypatch.setattr(load_mod, "PARALLEL_READ_RUNS", 4)
+    parallel = load_runs([tmp_path / "res"], workers=2)
+    assert len(parallel.runs) == len(serial.runs) == len(paths)
+    assert parallel.problems == serial.problems and any("malformed" in p for p in serial.problems)
+    for a, b in zip(serial.runs, parallel.runs):
+        assert a.path == b.path and a.suite == b.suite and a.config == b.config
+        assert np.array_equal(a.ep_frames, b.ep_frames) and np.array_equal(a.ep_return, b.ep_return)

@@ -119,7 +119,7 @@ def build_report(
         timings[name] = timings.get(name, 0.0) + now - clock[0]
         clock[0] = now
 
-    runset = load_runs(dirs, skip=[out])
+    runset = load_runs(dirs, skip=[out], workers=workers)
     where = ", ".join(str(d) for d in dirs)
     if not runset.runs:
         extra = f" ({len(runset.problems)} unusable folder(s), e.g. {runset.problems[0]})" if runset.problems else ""
