@@ -653,3 +653,38 @@ def test_many_run_folders_are_read_in_two_processes_with_the_same_result(tmp_pat
     for a, b in zip(serial.runs, parallel.runs):
         assert a.path == b.path and a.suite == b.suite and a.config == b.config
         assert np.array_equal(a.ep_frames, b.ep_frames) and np.array_equal(a.ep_return, b.ep_return)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_figures_drawn_beside_the_report_come_back_in_order_with_their_failures(tmp_path, workers):
+    """Each figure is drawn as soon as it is submitted (forked, with two workers); one that raises
+    and one whose process dies are reported by name, and the others are saved."""
+    import os
+
+    from harness.report.render import Renderer
+
+    def ok(k):
+        def make():
+            fig, ax = plt.subplots()
+            ax.plot([0, k])
+            return fig
+        return make
+
+    def boom():
+        raise ValueError("no data")
+
+    def die():
+        os._exit(3)
+
+    r = Renderer(tmp_path, ("png",), workers)
+    r.submit("a", ok(1))
+    r.submit("bad", boom)
+    if workers > 1:
+        r.submit("dies", die)
+    r.submit("b", ok(2))
+    out = {name: (paths, error) for name, paths, error in r.results()}
+    assert [n for n, *_ in r.results()] == (["a", "bad", "dies", "b"] if workers > 1 else ["a", "bad", "b"])
+    assert out["a"][0] == [tmp_path / "a.png"] and (tmp_path / "b.png").is_file()
+    assert out["bad"][0] is None and out["bad"][1].startswith("ValueError: no data")
+    if workers > 1:
+        assert out["dies"][0] is None and "exit code 3" in out["dies"][1]

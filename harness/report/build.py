@@ -21,7 +21,7 @@ from harness.report.load import REPORT_MARKER, ReportError, load_runs
 from harness.report.robustness import optimizer_varies, plot_optimizers, plot_robustness, robustness_table
 from harness.report.scores import BASELINES, CURVE_SOURCES, SCORE_DEFINITION_HTML, paper_score_table, run_table
 from harness.report.speedup import DEFAULT_REFERENCE_RULE, plot_speedup, resolve_references, speedup_table
-from harness.report.render import render_figures
+from harness.report.render import Renderer
 from harness.report.style import EPOCH_FRAMES, ThreadColours, set_theme
 from harness.report.tables import readable_aggregates, readable_speedup, write_table
 from harness.report.throughput import has_phases, plot_phases, plot_throughput, throughput_table
@@ -161,11 +161,12 @@ def build_report(
             summary.problems.append(f"{name} could not be produced: {type(exc).__name__}: {exc}")
             return default
 
-    jobs: list[tuple[str, Callable[[], object]]] = []
+    renderer = Renderer(figdir, formats, workers)
 
     def figure(name: str, make: Callable[[], object]) -> None:
+        """Drawn from here on, beside the rest of the report (``render.Renderer``)."""
         if figures:
-            jobs.append((name, make))
+            renderer.submit(name, make)
 
     shown: dict[str, pd.DataFrame] = {}  # what index.html shows of each table
 
@@ -180,6 +181,11 @@ def build_report(
     if curves == "eval" and not lines:
         summary.notes.append("--curves eval: no run has evaluation snapshots (train with eval_every_frames), "
                              "so there are no learning curves and no speedup")
+    if lines:
+        figure("fig3_data_efficiency", lambda: plot_curves(lines, colours, "frames", top_k, epoch_frames))
+        figure("fig4_training_speed", lambda: plot_curves(lines, colours, "time", top_k, epoch_frames))
+    else:
+        summary.notes.append("no learning curves: no run has finished a training episode")
     lap("curves")
     refs = resolve_references(lines, references, runset.suites)
     summary.references = refs
@@ -203,12 +209,7 @@ def build_report(
     score_label = _score_label(live, norms, baseline)
     lap("aggregates")
 
-    # --- figures ------------------------------------------------------------------------------
-    if lines:
-        figure("fig3_data_efficiency", lambda: plot_curves(lines, colours, "frames", top_k, epoch_frames))
-        figure("fig4_training_speed", lambda: plot_curves(lines, colours, "time", top_k, epoch_frames))
-    else:
-        summary.notes.append("no learning curves: no run has finished a training episode")
+    # --- the other figures (the learning curves are being drawn already) -------------------------
     if speed is not None and (speed["status"] == "reached").any() and speed["threads"].nunique() > 1:
         figure("table2_speedup", lambda: plot_speedup(speed, colours))
     if robust is not None and live["final_score"].notna().any():
@@ -231,14 +232,6 @@ def build_report(
     if not groups:
         summary.notes.append("no aggregates: no finished run with a normalised score yet")
 
-    for name, paths, error in render_figures(jobs, figdir, formats, workers):
-        if error is not None:
-            if strict:
-                raise RuntimeError(f"figure {name} failed: {error}")
-            summary.problems.append(f"figure {name} could not be drawn: {error.splitlines()[0]}")
-        else:
-            summary.figures[name] = paths
-    lap("figures")
     # --- tables -------------------------------------------------------------------------------
     mains = main_optimizers(live) if not live.empty else {}
     runs_out = table.drop(columns=["run"]).assign(
@@ -259,6 +252,14 @@ def build_report(
         tab("paper_scores", paper_scores)
     cache.save()
     lap("tables")
+    for name, paths, error in renderer.results():
+        if error is not None:
+            if strict:
+                raise RuntimeError(f"figure {name} failed: {error}")
+            summary.problems.append(f"figure {name} could not be drawn: {error.splitlines()[0]}")
+        else:
+            summary.figures[name] = paths
+    lap("figures")  # what was left to draw once the tables were written
 
     summary.notes += _coverage_notes(table, norms)
     page = _page(summary, runset, table, dirs, out, top_k, baseline, reps, refs, norms, shown)
