@@ -688,3 +688,13 @@ def test_figures_drawn_beside_the_report_come_back_in_order_with_their_failures(
     assert out["bad"][0] is None and out["bad"][1].startswith("ValueError: no data")
     if workers > 1:
         assert out["dies"][0] is None and "exit code 3" in out["dies"][1]
+
+
+def test_cli_no_pdf_saves_png_figures_only(tmp_path):
+    write_sweep(tmp_path / "res", algorithms=("a3c",), games=("Pong",), threads=(1, 2), lrs=(1e-3,),
+                seeds=(0, 1), frames=400_000, n_episodes=30)
+    result = CliRunner().invoke(report, [str(tmp_path / "res"), "--no-pdf", "--bootstrap-reps", "0",
+                                         "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    figs = tmp_path / "rep" / "figures"
+    assert list(figs.glob("*.png")) and not list(figs.glob("*.pdf"))

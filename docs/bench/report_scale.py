@@ -5,7 +5,7 @@
 Writes the synthetic sweep of tests/test_report_benchmark.py (4 methods × 5 games × 5 thread
 counts × 10 learning rates × 10 seeds = 10,000 runs of 200 episodes) under ``--runs`` unless it is
 there already, then times ``python -m harness.cli report RUNS --out NEW_FOLDER`` for each source
-tree (``name=path``: a checkout, e.g. from ``git archive``), interleaved round by round so that the
+tree (``name=path``: a checkout, e.g. from ``git archive``; ``"name=path --no-pdf"`` adds options), interleaved round by round so that the
 machine's drift hits every tree alike. Each report is cold (a new output folder: no bootstrap
 cache); the files are in the OS page cache after the first report. Prints one line per report and
 the best and median time per tree; ``--out FILE`` writes them as CSV.
@@ -49,15 +49,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     big = write_runs(args.runs)
-    trees = [t.split("=", 1) for t in args.tree]
+    trees = [t.split("=", 1) for t in args.tree]  # name, "path [options]"
     rows = []
     with tempfile.TemporaryDirectory(prefix="report-scale-") as tmp:
         for rnd in range(1, args.rounds + 1):
-            for name, path in trees:
+            for name, spec in trees:
+                path, *extra = spec.split()
                 out = Path(tmp) / f"{name}-{rnd}"
                 env = dict(os.environ, PYTHONPATH=str(Path(path).resolve()))
                 t0 = time.perf_counter()
-                proc = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(big), "--out", str(out)],
+                proc = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(big), "--out", str(out), *extra],
                                       cwd=path, env=env, capture_output=True, text=True)
                 wall = time.perf_counter() - t0
                 if proc.returncode != 0:
