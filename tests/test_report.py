@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -698,3 +699,28 @@ def test_cli_no_pdf_saves_png_figures_only(tmp_path):
     assert result.exit_code == 0, result.output
     figs = tmp_path / "rep" / "figures"
     assert list(figs.glob("*.png")) and not list(figs.glob("*.pdf"))
+
+
+def test_figures_all_drawn_before_the_results_are_asked_for_do_not_hang_it(tmp_path):
+    """The last figure finished before ``results()``: it is collected, and nothing is waited for
+    (waiting on no process at all blocked forever: found by a fresh clone's make test)."""
+    import threading
+
+    from harness.report.render import Renderer
+
+    def make():
+        fig, ax = plt.subplots()
+        ax.plot([0, 1])
+        return fig
+
+    r = Renderer(tmp_path, ("png",), workers=2)
+    r.submit("only", make)
+    deadline = time.monotonic() + 60
+    while any(p.is_alive() for _, p, _ in r.running) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    box = []
+    t = threading.Thread(target=lambda: box.append(r.results()), daemon=True)
+    t.start()
+    t.join(30)
+    assert box, "results() hung with every figure already drawn"
+    assert box[0] == [("only", [tmp_path / "only.png"], None)]

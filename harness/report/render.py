@@ -89,7 +89,8 @@ class Renderer:
                 name, make = self.queue.popleft()
                 self.done[name] = _render(name, make, self.directory, self.formats)
         while self.queue or self.running:
-            self._start(limit=self.workers)
-            ready = wait([recv for _, _, recv in self.running])
-            self._collect([r for r in self.running if r[2] in ready])
+            self._start(limit=self.workers)  # collects those already done: maybe all of them
+            if self.running:
+                ready = wait([recv for _, _, recv in self.running])
+                self._collect([r for r in self.running if r[2] in ready])
         return [self.done[name] for name in self.order]
