@@ -278,17 +278,13 @@ def _suite_of(run_dir: Path, real: Path, real_root: Path, suites: dict[str, dict
 PARALLEL_READ_RUNS = 2000
 
 
-def _read_star(item: tuple[Path, str | None]) -> tuple[Run | None, list[str]]:
-    return read_run(*item)
-
-
 def _read_all(found: list[tuple[Path, str | None]], workers: int | None = None) -> list[tuple[Run | None, list[str]]]:
     import multiprocessing as mp
 
     workers = min(2, os.cpu_count() or 1) if workers is None else workers
     if workers > 1 and len(found) >= PARALLEL_READ_RUNS and "fork" in mp.get_all_start_methods():
         with mp.get_context("fork").Pool(workers) as pool:
-            return pool.map(_read_star, found, chunksize=max(1, len(found) // (8 * workers)))
+            return pool.starmap(read_run, found, chunksize=max(1, len(found) // (8 * workers)))
     return [read_run(path, suite) for path, suite in found]
 
 
