@@ -333,13 +333,21 @@ def test_env_modules_accept_module_colon_function_and_check_env_builds_every_net
     report = check_env("HarnessCheck/SmallGrid-v0", env_modules=GRIDS, steps=200, perf_seconds=0.1)
     assert report.passed, report
     assert report["a3c network and loss"].values["torso"] == "SmallImageTorso"
+    assert report["a3c_lstm network and loss"].values["torso"] == "SmallImageTorso"  # the recurrent one too
     assert report["observation space"].values == {"shape": [10, 10, 3], "kind": "image"}
     tiny = check_env("HarnessCheck/TinyImage-v0", env_modules=GRIDS, steps=50, perf_seconds=0.1)
     failed = {row.name for row in tiny.rows if not row.passed}
-    assert failed == {f"{a} network and loss" for a in ("one_step_q", "one_step_sarsa", "n_step_q", "a3c")}
+    assert failed == {f"{a} network and loss" for a in ("one_step_q", "one_step_sarsa", "n_step_q", "a3c", "a3c_lstm")}
     assert "plug-in" in tiny["a3c network and loss"].fix
     with pytest.raises(EnvError, match="has no function 'nope'"):
         import_env_modules(["tests.fixtures_check_envs:nope"])
+
+
+def test_check_env_builds_the_network_of_every_shipped_algorithm():
+    import algorithms
+    from harness.check.env import BUILTIN_ALGORITHMS
+
+    assert BUILTIN_ALGORITHMS == algorithms.SHIPPED
 
 
 def test_training_on_a_small_grid_and_a_failing_set_up_is_one_line(tmp_path):

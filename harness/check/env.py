@@ -36,7 +36,9 @@ from harness.check.defaults import ENV_STAGES as STAGES
 from harness.check.report import CheckReport, CheckRow
 from harness.check.runner import CheckFailure, Runner
 
-BUILTIN_ALGORITHMS = ("one_step_q", "one_step_sarsa", "n_step_q", "a3c")
+# every algorithm the harness ships (algorithms.SHIPPED, repeated here so that the check imports torch only when
+# it builds a network; a test keeps the two equal)
+BUILTIN_ALGORITHMS = ("one_step_q", "one_step_sarsa", "n_step_q", "a3c", "a3c_lstm")
 
 SEED_FIX = (
     "reset(seed=s) must seed every random source of the environment: in a gymnasium Env call "
