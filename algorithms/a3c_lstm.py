@@ -53,13 +53,13 @@ class LSTMActorCritic(nn.Module):
         return F.linear(h, self.policy.weight, self.policy.bias), F.linear(h, self.value.weight, self.value.bias).squeeze(-1)
 
     def forward(self, x: torch.Tensor, state):
-        h, c = self.lstm(self.torso(x), state)
+        h, c = self.lstm(self.torso.forward(x), state)
         return self.heads(h), (h, c)
 
     def unroll(self, xs: torch.Tensor, state):
         """States s_0 … s_k of one episode, in order: (logits [k+1, A], V [k+1]) from the LSTM run
         over them from ``state``. The torso runs once on the whole batch (it has no memory)."""
-        feats = self.torso(xs)
+        feats = self.torso.forward(xs)
         hs = []
         for i in range(feats.shape[0]):
             state = self.lstm(feats[i:i + 1], state)

@@ -222,9 +222,17 @@ class EpsilonGreedyMixin:
     final_epsilon: float = 0.1
 
     def draw_final_epsilon(self, rng: np.random.Generator) -> float:
-        eps = np.asarray(self.hp.final_epsilons, dtype=float)
-        probs = np.asarray(self.hp.final_epsilon_probs, dtype=float)
-        return float(rng.choice(eps, p=probs / probs.sum()))
+        """``rng.choice(final_epsilons, p=probs / probs.sum())``, the same single uniform draw and the same
+        result, by inverse CDF over a table built once (``choice`` re-validates p at ~100 µs a call,
+        and it is called at every episode start)."""
+        table = self.__dict__.get("_epsilon_cdf")
+        if table is None:
+            probs = np.asarray(self.hp.final_epsilon_probs, dtype=float)
+            cdf = (probs / probs.sum()).cumsum()
+            cdf /= cdf[-1]  # as numpy's choice does
+            table = self._epsilon_cdf = (cdf, [float(e) for e in self.hp.final_epsilons])
+        cdf, eps = table
+        return eps[int(cdf.searchsorted(rng.random(), side="right"))]
 
     def init_worker(self, worker_index: int, rng: np.random.Generator) -> None:
         self.final_epsilon = self.draw_final_epsilon(rng)

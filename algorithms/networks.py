@@ -10,9 +10,12 @@
   one-step SARSA on CartPole missed 195 within 500k frames in 2 of 7 runs; with 128, 0 of 15).
 
 The layers are ordinary modules (their parameters, names and initialisation are PyTorch's), but the
-``forward`` methods call the functional ops on them directly rather than calling each submodule: a
-worker runs a forward pass at batch size 1 every step, and on these CPUs each ``nn.Module`` call
-costs about as much as the small layer's arithmetic (docs/BENCHMARKS.md, "Per-step overhead").
+``forward`` methods call the functional ops on them directly rather than calling each submodule (and
+call a torso's ``forward`` rather than the torso; each torso keeps its layers in a plain tuple, since
+indexing an ``nn.Sequential`` costs microseconds too): a worker runs a forward pass at batch size 1
+every step, and on these CPUs each ``nn.Module`` call costs about as much as the small layer's
+arithmetic (docs/BENCHMARKS.md, "Per-step overhead"). So forward hooks run only on the network as a
+whole, never on its torso or layers.
 """
 
 from __future__ import annotations
@@ -71,9 +74,10 @@ class AtariTorso(nn.Module):
             n = self.conv(torch.zeros(1, in_channels, size, width or size)).shape[1]
         self.fc = nn.Sequential(nn.Linear(n, 256), nn.ReLU())
         self.out_dim = 256
+        self._layers = (self.conv[0], self.conv[2], self.fc[0])  # a plain tuple: indexing a Sequential costs µs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c1, c2, fc = self.conv[0], self.conv[2], self.fc[0]
+        c1, c2, fc = self._layers
         h = F.relu(F.conv2d(as_image_batch(x, self.channels_last), c1.weight, c1.bias, stride=4))
         h = F.relu(F.conv2d(h, c2.weight, c2.bias, stride=2))
         return F.relu(F.linear(h.flatten(1), fc.weight, fc.bias))
@@ -91,9 +95,10 @@ class SmallImageTorso(nn.Module):
         n = 16 * (height - 2) * (width - 2)
         self.fc = nn.Sequential(nn.Linear(n, 128), nn.ReLU())
         self.out_dim = 128
+        self._layers = (self.conv[0], self.fc[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c, fc = self.conv[0], self.fc[0]
+        c, fc = self._layers
         h = F.relu(F.conv2d(as_image_batch(x, self.channels_last), c.weight, c.bias))
         return F.relu(F.linear(h.flatten(1), fc.weight, fc.bias))
 
@@ -103,9 +108,10 @@ class MLPTorso(nn.Module):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
         self.out_dim = hidden
+        self._layers = (self.net[0], self.net[2])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        l1, l2 = self.net[0], self.net[2]
+        l1, l2 = self._layers
         return F.relu(F.linear(F.relu(F.linear(x.float(), l1.weight, l1.bias)), l2.weight, l2.bias))
 
 
@@ -131,7 +137,7 @@ class QNetwork(nn.Module):
         self.q = nn.Linear(self.torso.out_dim, n_actions)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.torso(x), self.q.weight, self.q.bias)
+        return F.linear(self.torso.forward(x), self.q.weight, self.q.bias)
 
 
 class ActorCriticNetwork(nn.Module):
@@ -150,6 +156,6 @@ class ActorCriticNetwork(nn.Module):
         self.value = nn.Linear(self.torso.out_dim, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.torso(x)
-        hv = h if self.value_torso is None else self.value_torso(x)
+        h = self.torso.forward(x)
+        hv = h if self.value_torso is None else self.value_torso.forward(x)
         return F.linear(h, self.policy.weight, self.policy.bias), F.linear(hv, self.value.weight, self.value.bias).squeeze(-1)

@@ -172,6 +172,21 @@ def test_final_epsilon_sampled_per_worker_with_paper_probabilities():
     assert algo.epsilon(0) == 1.0 and algo.epsilon(4_000_000) == algo.final_epsilon
 
 
+@pytest.mark.parametrize("eps, probs", [((0.1, 0.01, 0.5), (0.4, 0.3, 0.3)), ((0.3, 0.05), (2.0, 1.0)), ((0.2,), (1.0,)),
+                                         ((0.1, 0.01, 0.5), (0.4, 0.0, 0.6))])
+def test_final_epsilon_draw_is_numpys_choice_draw_for_draw(eps, probs):
+    """The inverse-CDF table gives what ``rng.choice(eps, p=probs / probs.sum())`` gave, draw for draw,
+    from the same generator state (a run's exploration is unchanged by the faster draw)."""
+    from algorithms.base import EpsilonHyperparameters
+
+    algo = OneStepQ(EpsilonHyperparameters(final_epsilons=eps, final_epsilon_probs=probs))
+    ours, numpys = np.random.default_rng(7), np.random.default_rng(7)
+    p = np.asarray(probs, dtype=float)
+    for _ in range(5_000):
+        assert algo.draw_final_epsilon(ours) == float(numpys.choice(np.asarray(eps, dtype=float), p=p / p.sum()))
+    assert ours.random() == numpys.random()  # both consumed the same number of draws
+
+
 def test_a3c_samples_from_its_policy():
     algo = A3C()
     rng = np.random.default_rng(0)
