@@ -34,16 +34,23 @@ LSTM_CELLS = {"image": 256, "vector": 128}
 
 
 class LSTMActorCritic(nn.Module):
-    """torso → LSTMCell → (policy logits, V). ``forward(x, state)`` takes one step for a batch of
-    states and returns ``((logits, V), (h, c))``; ``unroll`` runs a sequence of one agent's states."""
+    """torso → LSTM → (policy logits, V). ``forward(x, state)`` takes one step for a batch of
+    states and returns ``((logits, V), (h, c))``; ``unroll`` runs a sequence of one agent's states.
+
+    One LSTM layer (``nn.LSTM``) holds the weights. Acting takes one step at a time through
+    ``torch.lstm_cell`` (the function ``nn.LSTMCell`` calls) on those weights; the learning pass runs
+    the whole segment through ``nn.LSTM`` at once, the same recurrence in one fused call, whose
+    forward and backward pass over 21 steps took 1.3-2.2 ms here against 12 ms step by step."""
 
     def __init__(self, obs_space, n_actions: int):
         super().__init__()
         self.torso = build_torso(obs_space)
         self.cells = LSTM_CELLS[obs_kind(obs_space)]
-        self.lstm = nn.LSTMCell(self.torso.out_dim, self.cells)
+        self.lstm = nn.LSTM(self.torso.out_dim, self.cells)
         self.policy = nn.Linear(self.cells, n_actions)
         self.value = nn.Linear(self.cells, 1)
+        lstm = self.lstm
+        self._cell = (lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
 
     def zero_state(self, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         z = torch.zeros(batch, self.cells)
@@ -53,18 +60,15 @@ class LSTMActorCritic(nn.Module):
         return F.linear(h, self.policy.weight, self.policy.bias), F.linear(h, self.value.weight, self.value.bias).squeeze(-1)
 
     def forward(self, x: torch.Tensor, state):
-        h, c = self.lstm(self.torso.forward(x), state)
+        h, c = torch.lstm_cell(self.torso.forward(x), state, *self._cell)
         return self.heads(h), (h, c)
 
     def unroll(self, xs: torch.Tensor, state):
         """States s_0 … s_k of one episode, in order: (logits [k+1, A], V [k+1]) from the LSTM run
         over them from ``state``. The torso runs once on the whole batch (it has no memory)."""
-        feats = self.torso.forward(xs)
-        hs = []
-        for i in range(feats.shape[0]):
-            state = self.lstm(feats[i:i + 1], state)
-            hs.append(state[0])
-        return self.heads(torch.cat(hs))
+        h0, c0 = state
+        hs, _ = self.lstm(self.torso.forward(xs).unsqueeze(1), (h0.unsqueeze(0), c0.unsqueeze(0)))  # [k+1, 1, cells]
+        return self.heads(hs.squeeze(1))
 
 
 @register

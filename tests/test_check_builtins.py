@@ -1,16 +1,17 @@
-"""The four built-in algorithms pass every check of ``harness check algorithm`` (tiny budgets)."""
+"""Every shipped algorithm (the four built-in ones and A3C-LSTM) passes every check of ``harness check
+algorithm`` (tiny budgets)."""
 
 from __future__ import annotations
 
 import pytest
 
-from algorithms import BUILTIN
+from algorithms import SHIPPED
 from harness.check import check_algorithm
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("algo", BUILTIN)
+@pytest.mark.parametrize("algo", SHIPPED)
 def test_builtin_algorithm_passes_every_check(algo):
     rows = []
     report = check_algorithm(algo, frames=600, perf_seconds=0.3, min_fps=20, progress=rows.append)

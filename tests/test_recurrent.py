@@ -86,7 +86,7 @@ def test_the_learning_pass_re_runs_the_segment_from_its_stored_state():
         assert torch.allclose(logits[:len(seg)], acted, atol=1e-6), k
     loss, _ = algo.loss(net, None, seg)
     loss.backward()
-    assert net.lstm.weight_hh.grad is not None and net.lstm.weight_hh.grad.abs().sum() > 0  # BPTT reached the LSTM
+    assert net.lstm.weight_hh_l0.grad is not None and net.lstm.weight_hh_l0.grad.abs().sum() > 0  # BPTT reached the LSTM
     assert seg.state[0].grad is None and not seg.state[0].requires_grad  # nothing flows into the stored state
 
 
