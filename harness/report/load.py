@@ -278,10 +278,16 @@ def _suite_of(run_dir: Path, real: Path, real_root: Path, suites: dict[str, dict
 PARALLEL_READ_RUNS = 2000
 
 
+def default_workers() -> int:
+    """Processes a report uses by default, to read run folders and to draw figures: two, or one on a
+    single core (more gave no gain on the report's 2-core benchmark machine)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def _read_all(found: list[tuple[Path, str | None]], workers: int | None = None) -> list[tuple[Run | None, list[str]]]:
     import multiprocessing as mp
 
-    workers = min(2, os.cpu_count() or 1) if workers is None else workers
+    workers = default_workers() if workers is None else workers
     if workers > 1 and len(found) >= PARALLEL_READ_RUNS and "fork" in mp.get_all_start_methods():
         with mp.get_context("fork").Pool(workers) as pool:
             return pool.starmap(read_run, found, chunksize=max(1, len(found) // (8 * workers)))

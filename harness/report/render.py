@@ -12,12 +12,12 @@ no fork, figures are drawn in this process by ``results()``.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import traceback
 from collections import deque
 from pathlib import Path
 from typing import Callable
 
+from harness.report.load import default_workers
 from harness.report.style import save, set_theme
 
 Job = tuple[str, Callable[[], object]]
@@ -35,10 +35,6 @@ def _render(name: str, make: Callable[[], object], directory: Path, formats: tup
 def _child(conn, name, make, directory, formats) -> None:
     conn.send(_render(name, make, directory, formats))
     conn.close()
-
-
-def default_workers() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
 
 
 class Renderer:
