@@ -296,3 +296,33 @@ def test_demo_command_runs_the_suite_then_the_report(tmp_path):
     index = results / "demo-like" / "report" / "index.html"
     assert index.exists()
     assert f"demo: open {index.resolve()}" in proc.stdout
+
+
+MEMORY_LIKE = """\
+description: A3C against A3C-LSTM on CartPole without velocities (3,000 frames each)
+games: [CartPoleNoVelocity-v1]
+algorithms: [a3c, a3c_lstm]
+threads: [1]
+learning_rates: [1.0e-3]
+seeds: [0]
+frames: 3000
+eval: {episodes: 1}
+"""
+
+
+def test_a3c_lstm_sweeps_and_reports_like_any_other_algorithm(tmp_path):
+    """``algorithms: [a3c, a3c_lstm]`` in a suite: both run, both are scored and tabled by the report."""
+    import csv
+
+    f = write_suite(tmp_path, "memory-like", MEMORY_LIKE)
+    results = tmp_path / "results"
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "demo", "--suite", str(f), "--results-dir", str(results)],
+                          capture_output=True, text=True, timeout=300, env=_env(), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    with open(results / "memory-like" / "report" / "tables" / "runs.csv", newline="") as fh:
+        rows = {r["algorithm"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == {"a3c", "a3c_lstm"}
+    for algo, row in rows.items():
+        assert row["state"] == "done" and row["score_source"] == "eval", (algo, row)
+        assert float(row["final_score"]) > 0 and float(row["frames_reached"]) >= 3000
