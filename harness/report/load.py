@@ -280,7 +280,7 @@ PARALLEL_READ_RUNS = 2000
 
 def default_workers() -> int:
     """Processes a report uses by default, to read run folders and to draw figures: two, or one on a
-    single core (more gave no gain on the report's 2-core benchmark machine)."""
+    single core (measured on a 2-core machine, docs/BENCHMARKS.md; more were never tried)."""
     return max(1, min(2, os.cpu_count() or 1))
 
 
