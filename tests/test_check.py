@@ -275,7 +275,7 @@ def test_cli_env_check_passes_with_exit_0(capsys):
     code, out, _ = run_cli(capsys, "env", "HarnessCheck/Corridor-v0", "--env-module", ENVS[0],
                            "--steps", "200", "--perf-seconds", "0.1")
     assert code == 0
-    assert "PASSED: 11 of 11 checks" in out and "frames/s" in out  # api 4, network 4, seed 2, performance 1
+    assert "PASSED: 12 of 12 checks" in out and "frames/s" in out  # api 4, network 5, seed 2, performance 1
 
 
 def test_cli_hyperparameter_overrides(capsys):
