@@ -724,3 +724,10 @@ def test_figures_all_drawn_before_the_results_are_asked_for_do_not_hang_it(tmp_p
     t.join(30)
     assert box, "results() hung with every figure already drawn"
     assert box[0] == [("only", [tmp_path / "only.png"], None)]
+
+
+def test_a3c_lstm_has_the_papers_name_and_comes_after_a3c():
+    from harness.report.style import algorithm_label, algorithm_order
+
+    assert algorithm_label("a3c_lstm") == "A3C LSTM"
+    assert algorithm_order(["my_algo", "a3c_lstm", "a3c", "one_step_q"]) == ["one_step_q", "a3c", "a3c_lstm", "my_algo"]

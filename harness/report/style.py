@@ -25,6 +25,7 @@ ALGORITHM_LABELS = {
     "one_step_sarsa": "1-step SARSA",
     "n_step_q": "n-step Q",
     "a3c": "A3C",
+    "a3c_lstm": "A3C LSTM",  # the paper's name (Table 1, Fig. 1)
 }
 OPTIMIZER_LABELS = {
     "shared_rmsprop": "Shared RMSProp",
@@ -35,7 +36,7 @@ GAME_TITLES = {"BeamRider": "Beam Rider", "Qbert": "Q*bert", "SpaceInvaders": "S
 
 
 def algorithm_order(names) -> list[str]:
-    """The paper's order (1-step Q, 1-step SARSA, n-step Q, A3C), then any others alphabetically."""
+    """The paper's order (1-step Q, 1-step SARSA, n-step Q, A3C, A3C LSTM), then any others alphabetically."""
     order = list(ALGORITHM_LABELS)
     return sorted(set(names), key=lambda a: (order.index(a) if a in order else len(order), a))
 
