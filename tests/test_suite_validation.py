@@ -222,6 +222,9 @@ def test_shipped_suites():
         m = load_suite(SUITES / f"{name}.yaml")  # module:function registration of MinAtar's games
         assert m.threads == threads and set(m.algorithms) == {"one_step_q", "one_step_sarsa", "n_step_q", "a3c"}
         assert all(r.config.env_spec.game.startswith("MinAtar/") for r in m.runs()) and "frame" in m.description
+    memory = load_suite(SUITES / "memory.yaml")  # the recurrent agent beside the feed-forward one
+    assert memory.algorithms == ["a3c", "a3c_lstm"] and memory.games == ["CartPoleNoVelocity-v1"]
+    assert len(memory.seeds) >= 3 and "frame" in memory.description
     demo = load_suite(SUITES / "demo.yaml")
     assert demo.threads == [1, 2] and len(demo.learning_rates) >= 2 and len(demo.seeds) >= 2
     assert "frame" in demo.description.lower()
