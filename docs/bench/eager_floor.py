@@ -43,13 +43,18 @@ def timed(seconds: float, body) -> float:
             return steps / elapsed
 
 
-def main() -> None:
+def setup(default_env: str) -> argparse.Namespace:
+    """The command line (--env, --seconds, --rounds) and one torch thread, as a worker has."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--env", default="CartPole-v1")
+    ap.add_argument("--env", default=default_env)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
     torch.set_num_threads(1)
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = setup("CartPole-v1")
     from harness.config import make_run_config
     from harness.engine.shared import FlatOptimizer, OptimizerState, attach_flat_grad, clip_grad_norm_, flatten_into
     from harness.engine.worker import SegmentCollector

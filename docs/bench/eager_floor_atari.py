@@ -23,25 +23,10 @@ If harness ÷ floor is above 1/1.6 = 0.63, no eager implementation with these ke
 
 from __future__ import annotations
 
-import argparse
-import time
-
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-
-def timed(seconds: float, body) -> float:
-    """Agent steps per second of ``body`` (which returns the steps it took), after a warm-up."""
-    end = time.perf_counter() + min(1.0, seconds / 5)
-    while time.perf_counter() < end:
-        body()
-    steps, start = 0, time.perf_counter()
-    while True:
-        steps += body()
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return steps / elapsed
+from eager_floor import setup, timed  # docs/bench/eager_floor.py, beside this script
 
 
 def flat_views(shapes: list[tuple[int, ...]], flat: torch.Tensor, channels_last: list[bool]) -> list[torch.Tensor]:
@@ -143,12 +128,7 @@ class HandWorker:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--env", default="Pong")
-    ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
-    torch.set_num_threads(1)
+    args = setup("Pong")
     from harness.config import make_run_config
     from harness.engine.shared import FlatOptimizer, OptimizerState, attach_flat_grad, clip_grad_norm_, flatten_into
     from harness.engine.worker import SegmentCollector
