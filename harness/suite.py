@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError,
+                      field_validator)
+from pydantic_core import PydanticCustomError
 
 SUITE_SCHEMA_VERSION = 1
 LR_DIGITS = 4  # significant digits of sampled learning rates
@@ -96,35 +98,65 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _distinct(values: list) -> list:
+    """A list axis names each value once (a value listed twice would run the same experiment twice)."""
+    for i, v in enumerate(values):
+        if v in values[:i]:
+            raise PydanticCustomError("listed_twice", "{shown} is listed twice",
+                                      {"index": i, "shown": repr(v) if isinstance(v, str) else v})
+    return values
+
+
+def _optimizer(name: str) -> str:
+    from harness.config import OPTIMIZERS
+
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}{_did_you_mean(name, OPTIMIZERS)}")
+    return name
+
+
+def Axis(item: Any) -> Any:  # noqa: N802 - a type alias with a parameter
+    """A non-empty list of distinct values: one axis of the grid."""
+    return Annotated[list[item], Field(min_length=1), AfterValidator(_distinct)]
+
+
 class LogUniform(_Strict):
     loguniform: tuple[PosReal, PosReal]
     count: Annotated[Whole, Field(ge=1, le=MAX_LR_COUNT)]
     seed: Whole = 0
 
+    @field_validator("loguniform")
+    @classmethod
+    def _ordered(cls, bounds: tuple[float, float]) -> tuple[float, float]:
+        if not bounds[0] < bounds[1]:
+            raise ValueError(f"low must be < high, got [{bounds[0]}, {bounds[1]}]")
+        return bounds
+
 
 LearningRates = Annotated[
-    Union[Annotated[list[PosReal], Tag("#list")], Annotated[LogUniform, Tag("#mapping")],
+    Union[Annotated[Axis(PosReal), Tag("#list")], Annotated[LogUniform, Tag("#mapping")],
           Annotated[PosReal, Tag("#scalar")]],
     Discriminator(_kind),
 ]
 Seeds = Annotated[
-    Union[Annotated[list[Annotated[Whole, Field(ge=0)]], Tag("#list")], Annotated[PosWhole, Tag("#scalar")]],
+    Union[Annotated[Axis(Annotated[Whole, Field(ge=0)]), Tag("#list")], Annotated[PosWhole, Tag("#scalar")]],
     Discriminator(lambda v: "#scalar" if not isinstance(v, (list, dict)) else "#list"),
 ]
 
 
 class SuiteModel(_Strict):
-    """The keys of a suite file (structure and types; names are checked against the installation after)."""
+    """The keys of a suite file: structure, types, ranges, and axes of distinct values. Names of
+    games, algorithms, hyperparameters and settings are checked against the installation after."""
 
     name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
     description: str = ""
     games: Annotated[list[str], Field(min_length=1)]
     algorithms: Annotated[list[str], Field(min_length=1)]
-    threads: Annotated[list[PosWhole], Field(min_length=1)]
+    threads: Axis(PosWhole)
     learning_rates: LearningRates
     seeds: Seeds = 1
     frames: PosWhole
-    optimizers: Annotated[list[str], Field(min_length=1)] | None = None
+    optimizers: Axis(Annotated[str, AfterValidator(_optimizer)]) | None = None
     hyperparameters: dict[str, Any] = {}
     algorithm_hyperparameters: dict[str, dict[str, Any]] = {}
     env_settings: dict[str, Any] = {}
@@ -155,6 +187,9 @@ ALLOWED = {
     "reference_scores": "a mapping game -> score (a number), for games of the suite",
     "env_modules": "a list of importable module names that register gymnasium environments on import, "
                    "or module:function entries whose function registers them (minatar.gym:register_envs)",
+}
+ALLOWED_AT = {  # inner keys whose rule is narrower than their top-level key's
+    "learning_rates.loguniform": "[low, high] with 0 < low < high",
 }
 
 
@@ -218,13 +253,17 @@ def _pydantic_error(file: str, exc: ValidationError) -> SuiteError:
     if e["type"] == "missing":
         return SuiteError(file, path, f"required key is missing{more}", ALLOWED.get(top))
     msg = e["msg"]
-    if msg.startswith("Value error, "):
+    if e["type"] == "listed_twice":
+        path = f"{path}[{e['ctx']['index']}]"
+    elif e["type"] == "too_short" and e.get("input") == []:
+        msg = "is empty"
+    elif msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     else:
         msg = f"{msg[:1].lower()}{msg[1:]}, got {e.get('input')!r}"
     if top == "learning_rates" and e["type"] == "list_type":
         msg = f"cannot be a mapping of numbers, got {e.get('input')!r}"
-    return SuiteError(file, path, msg + more, ALLOWED.get(top))
+    return SuiteError(file, path, msg + more, ALLOWED_AT.get(path, ALLOWED.get(top)))
 
 
 def read_yaml(path: Path) -> Any:
@@ -485,12 +524,39 @@ def _check_settings(file: str, key: str, values: dict[str, Any], cls: type) -> d
 
 
 def validate(data: Any, file: str | Path = "<suite>") -> Suite:
-    """Check a parsed suite document; return the expanded :class:`Suite` or raise :class:`SuiteError`."""
-    from harness.config import OPTIMIZERS, ConfigError, EngineSettings, EvalSettings, make_run_config
-    from harness.envs import EnvError, EnvSettings, import_env_modules, resolve_env
-    from harness.plugins import AlgorithmError, available_algorithms, load_algorithm
+    """Check a parsed suite document; return the expanded :class:`Suite` or raise :class:`SuiteError`.
+
+    The model (:class:`SuiteModel`) carries every rule a suite file holds by itself; what follows checks
+    it against the installation, in the order a reader would: environment modules (they may register the
+    games), games, algorithms, their hyperparameters and settings, reference scores, and last whatever
+    the run configuration itself still rejects."""
+    from harness.config import EngineSettings, EvalSettings
+    from harness.envs import EnvSettings
 
     file = str(file)
+    m = _model(data, file)
+    _import_env_modules(m, file)
+    specs = _resolve_games(m, file)
+    algo_classes = _load_algorithms(m, file)
+    lrs, sampling = _learning_rates(m, file)
+    hyper, per_algo = _hyperparameters(m, algo_classes, file)
+    suite = Suite(
+        name=m.name, description=m.description.strip(), games=list(m.games), algorithms=list(m.algorithms),
+        threads=list(m.threads), learning_rates=lrs,
+        seeds=list(range(m.seeds)) if isinstance(m.seeds, int) else list(m.seeds), frames=int(m.frames),
+        optimizers=list(m.optimizers) if m.optimizers is not None else None,
+        hyperparameters=hyper, algorithm_hyperparameters=per_algo,
+        env_settings=_check_settings(file, "env_settings", m.env_settings, EnvSettings),
+        engine=_check_settings(file, "engine", m.engine, EngineSettings),
+        eval=_check_settings(file, "eval", m.eval, EvalSettings),
+        reference_scores=_reference_scores(m, specs, file), env_modules=list(m.env_modules),
+        learning_rate_sampling=sampling, source=file,
+    )
+    _check_run_configs(suite, file)
+    return suite
+
+
+def _model(data: Any, file: str) -> SuiteModel:
     if not isinstance(data, dict):
         got = "an empty file" if data is None else f"a {type(data).__name__}"
         raise SuiteError(file, "(top level)", f"expected a mapping of suite keys, got {got}",
@@ -500,16 +566,24 @@ def validate(data: Any, file: str | Path = "<suite>") -> Suite:
     if bad_keys:
         raise SuiteError(file, repr(bad_keys[0]), "keys must be strings", ", ".join(KEYS))
     try:
-        m = SuiteModel.model_validate(data)
+        return SuiteModel.model_validate(data)
     except ValidationError as exc:
         raise _pydantic_error(file, exc) from None
 
-    # env modules first: they may register the games
+
+def _import_env_modules(m: SuiteModel, file: str) -> None:
+    from harness.envs import EnvError, import_env_modules
+
     for i, mod in enumerate(m.env_modules):
         try:
             import_env_modules([mod])
         except EnvError as exc:
             raise SuiteError(file, f"env_modules[{i}]", str(exc), ALLOWED["env_modules"]) from None
+
+
+def _resolve_games(m: SuiteModel, file: str) -> list:
+    """Each game's EnvSpec; two names of one environment (Pong and ALE/Pong-v5) are one game listed twice."""
+    from harness.envs import EnvError, resolve_env
 
     specs = []
     for i, game in enumerate(m.games):
@@ -520,13 +594,18 @@ def validate(data: Any, file: str | Path = "<suite>") -> Suite:
         if any(s.env_id == spec.env_id for s in specs):
             raise SuiteError(file, f"games[{i}]", f"{game!r} is listed twice (as {spec.env_id})")
         specs.append(spec)
+    return specs
 
-    algo_classes = {}
+
+def _load_algorithms(m: SuiteModel, file: str) -> dict[str, type]:
+    from harness.plugins import AlgorithmError, available_algorithms, load_algorithm
+
+    classes: dict[str, type] = {}
     for i, algo in enumerate(m.algorithms):
-        if algo in algo_classes:
+        if algo in classes:
             raise SuiteError(file, f"algorithms[{i}]", f"{algo!r} is listed twice")
         try:
-            algo_classes[algo] = load_algorithm(algo)
+            classes[algo] = load_algorithm(algo)
         except AlgorithmError as exc:
             msg = str(exc)
             if ":" not in algo and "did you mean" not in msg:
@@ -534,60 +613,35 @@ def validate(data: Any, file: str | Path = "<suite>") -> Suite:
             raise SuiteError(file, f"algorithms[{i}]", msg) from None
         except Exception as exc:  # noqa: BLE001 - a plug-in that fails to import
             raise SuiteError(file, f"algorithms[{i}]", f"cannot import algorithm {algo!r}: {type(exc).__name__}: {exc}") from None
+    return classes
 
-    for key, values in (("threads", m.threads),):
-        for i, v in enumerate(values):
-            if v in values[:i]:
-                raise SuiteError(file, f"{key}[{i}]", f"{v} is listed twice", ALLOWED[key])
 
-    sampling = None
-    if isinstance(m.learning_rates, LogUniform):
-        lo, hi = m.learning_rates.loguniform
-        if not lo < hi:
-            raise SuiteError(file, "learning_rates.loguniform", f"low must be < high, got [{lo}, {hi}]",
-                             "[low, high] with 0 < low < high")
-        try:
-            lrs = sample_loguniform(lo, hi, m.learning_rates.count, m.learning_rates.seed)
-        except ValueError as exc:
-            raise SuiteError(file, "learning_rates.count", str(exc)) from None
-        sampling = {"loguniform": [lo, hi], "count": m.learning_rates.count, "seed": m.learning_rates.seed,
-                    "digits": LR_DIGITS}
-    else:
-        lrs = [m.learning_rates] if isinstance(m.learning_rates, float) else list(m.learning_rates)
-        if not lrs:
-            raise SuiteError(file, "learning_rates", "is empty", ALLOWED["learning_rates"])
-        for i, v in enumerate(lrs):
-            if v in lrs[:i]:
-                raise SuiteError(file, f"learning_rates[{i}]", f"{v} is listed twice", ALLOWED["learning_rates"])
+def _learning_rates(m: SuiteModel, file: str) -> tuple[list[float], dict[str, Any] | None]:
+    """The learning-rate axis as explicit values, and the sampling that drew them (None when listed)."""
+    if not isinstance(m.learning_rates, LogUniform):
+        return ([m.learning_rates] if isinstance(m.learning_rates, float) else list(m.learning_rates)), None
+    lo, hi = m.learning_rates.loguniform
+    count, seed = m.learning_rates.count, m.learning_rates.seed
+    try:
+        lrs = sample_loguniform(lo, hi, count, seed)
+    except ValueError as exc:
+        raise SuiteError(file, "learning_rates.count", str(exc)) from None
+    return lrs, {"loguniform": [lo, hi], "count": count, "seed": seed, "digits": LR_DIGITS}
 
-    if isinstance(m.seeds, int):
-        seeds = list(range(m.seeds))
-    else:
-        seeds = list(m.seeds)
-        if not seeds:
-            raise SuiteError(file, "seeds", "is empty", ALLOWED["seeds"])
-        for i, v in enumerate(seeds):
-            if v in seeds[:i]:
-                raise SuiteError(file, f"seeds[{i}]", f"{v} is listed twice", ALLOWED["seeds"])
 
-    if m.optimizers is not None:
-        for i, opt in enumerate(m.optimizers):
-            if opt not in OPTIMIZERS:
-                raise SuiteError(file, f"optimizers[{i}]", f"unknown optimizer {opt!r}{_did_you_mean(opt, OPTIMIZERS)}",
-                                 ", ".join(OPTIMIZERS))
-            if opt in m.optimizers[:i]:
-                raise SuiteError(file, f"optimizers[{i}]", f"{opt!r} is listed twice", ", ".join(OPTIMIZERS))
-
-    hp_defaults: dict[str, dict[str, Any]] = {a: _defaults_of(c.Hyperparameters) for a, c in algo_classes.items()}
-    all_hp = sorted({k for d in hp_defaults.values() for k in d})
+def _hyperparameters(m: SuiteModel, algo_classes: dict[str, type], file: str) -> tuple[dict, dict]:
+    """``hyperparameters`` (each must belong to some algorithm of the suite) and ``algorithm_hyperparameters``
+    (each to its algorithm), coerced to the types of the algorithms' defaults."""
+    defaults: dict[str, dict[str, Any]] = {a: _defaults_of(c.Hyperparameters) for a, c in algo_classes.items()}
+    all_hp = sorted({k for d in defaults.values() for k in d})
     hyper = {}
     for k, v in m.hyperparameters.items():
-        owners = [a for a in m.algorithms if k in hp_defaults[a]]
+        owners = [a for a in m.algorithms if k in defaults[a]]
         if not owners:
             raise SuiteError(file, f"hyperparameters.{k}",
                              f"no algorithm of the suite has a hyperparameter {k!r}{_did_you_mean(k, all_hp)}",
                              ", ".join(all_hp))
-        hyper[k] = _check_value(file, f"hyperparameters.{k}", v, hp_defaults[owners[0]][k])
+        hyper[k] = _check_value(file, f"hyperparameters.{k}", v, defaults[owners[0]][k])
     per_algo: dict[str, dict[str, Any]] = {}
     for a, values in m.algorithm_hyperparameters.items():
         if a not in algo_classes:
@@ -596,15 +650,17 @@ def validate(data: Any, file: str | Path = "<suite>") -> Suite:
                              ", ".join(m.algorithms))
         per_algo[a] = {}
         for k, v in values.items():
-            if k not in hp_defaults[a]:
+            if k not in defaults[a]:
                 raise SuiteError(file, f"algorithm_hyperparameters.{a}.{k}",
-                                 f"{a} has no hyperparameter {k!r}{_did_you_mean(k, list(hp_defaults[a]))}",
-                                 ", ".join(sorted(hp_defaults[a])))
-            per_algo[a][k] = _check_value(file, f"algorithm_hyperparameters.{a}.{k}", v, hp_defaults[a][k])
+                                 f"{a} has no hyperparameter {k!r}{_did_you_mean(k, list(defaults[a]))}",
+                                 ", ".join(sorted(defaults[a])))
+            per_algo[a][k] = _check_value(file, f"algorithm_hyperparameters.{a}.{k}", v, defaults[a][k])
+    return hyper, per_algo
 
-    env_settings = _check_settings(file, "env_settings", m.env_settings, EnvSettings)
-    engine = _check_settings(file, "engine", m.engine, EngineSettings)
-    eval_settings = _check_settings(file, "eval", m.eval, EvalSettings)
+
+def _reference_scores(m: SuiteModel, specs: list, file: str) -> dict[str, float]:
+    """Reference scores keyed by each game's short name; any name of a suite's game is accepted."""
+    from harness.envs import EnvError, resolve_env
 
     games_by_name: dict[str, str] = {}
     for given, spec in zip(m.games, specs):
@@ -612,7 +668,8 @@ def validate(data: Any, file: str | Path = "<suite>") -> Suite:
             games_by_name.setdefault(alias, spec.game)
     refs = {}
     for g, score in m.reference_scores.items():
-        if g not in games_by_name:
+        key = games_by_name.get(g)
+        if key is None:
             try:
                 key = resolve_env(g, tuple(m.env_modules)).game
             except EnvError:
@@ -621,31 +678,27 @@ def validate(data: Any, file: str | Path = "<suite>") -> Suite:
                 raise SuiteError(file, f"reference_scores.{g}",
                                  f"{g!r} is not a game of the suite{_did_you_mean(g, [s.game for s in specs])}",
                                  ", ".join(s.game for s in specs))
-        else:
-            key = games_by_name[g]
         refs[key] = float(score)
+    return refs
 
-    suite = Suite(
-        name=m.name, description=m.description.strip(), games=list(m.games), algorithms=list(m.algorithms),
-        threads=list(m.threads), learning_rates=lrs, seeds=seeds, frames=int(m.frames),
-        optimizers=list(m.optimizers) if m.optimizers is not None else None,
-        hyperparameters=hyper, algorithm_hyperparameters=per_algo, env_settings=env_settings, engine=engine,
-        eval=eval_settings, reference_scores=refs, env_modules=list(m.env_modules),
-        learning_rate_sampling=sampling, source=file,
-    )
-    # whatever make_run_config still objects to (values out of range, hyperparameter types, ...)
+
+def _check_run_configs(suite: Suite, file: str) -> None:
+    """Whatever ``make_run_config`` still objects to (values out of range, hyperparameter types, ...),
+    once per (algorithm, game, optimizer): the other axes do not change what it checks."""
+    from harness.config import ConfigError, make_run_config
+
     for algo in suite.algorithms:
         for game in suite.games:
             for opt in suite.optimizers or ["shared_rmsprop"]:
                 try:
-                    make_run_config(algorithm=algo, env=game, threads=1, lr=lrs[0], seed=0, frames=suite.frames,
-                                    optimizer=opt, hyperparameters=_hp_for(suite, algo), env_settings=env_settings,
-                                    engine=engine, eval=eval_settings, env_modules=tuple(suite.env_modules))
+                    make_run_config(algorithm=algo, env=game, threads=1, lr=suite.learning_rates[0], seed=0,
+                                    frames=suite.frames, optimizer=opt, hyperparameters=_hp_for(suite, algo),
+                                    env_settings=suite.env_settings, engine=suite.engine, eval=suite.eval,
+                                    env_modules=tuple(suite.env_modules))
                 except ConfigError as exc:
                     raise SuiteError(file, f"(algorithm {algo}, game {game})", str(exc)) from None
                 except Exception as exc:  # noqa: BLE001 - e.g. a plug-in's hyperparameters rejecting a value
                     raise SuiteError(file, f"(algorithm {algo}, game {game})", f"{type(exc).__name__}: {exc}") from None
-    return suite
 
 
 def load_suite(path: str | Path) -> Suite:

@@ -53,6 +53,11 @@ MALFORMED = [
     ("threads-bool", _with(threads=[True]), "threads[0]", "whole number"),
     ("threads-twice", _with(threads=[2, 2]), "threads[1]", "twice"),
     ("threads-not-list", _with(threads=4), "threads", "list"),
+    ("threads-empty", _with(threads=[]), "threads", "is empty"),
+    ("seeds-twice", _with(seeds=[0, 3, 3]), "seeds[2]", "3 is listed twice"),
+    ("lr-twice", _with(learning_rates=[1e-3, 7e-4, 1e-3]), "learning_rates[2]", "0.001 is listed twice"),
+    ("lr-empty", _with(learning_rates=[]), "learning_rates", "is empty"),
+    ("optimizer-twice", _with(optimizers=["rmsprop", "rmsprop"]), "optimizers[1]", "'rmsprop' is listed twice"),
     ("lr-negative", _with(learning_rates=[1e-3, -1e-3]), "learning_rates[1]", "greater than 0"),
     ("lr-low-above-high", _with(learning_rates={"loguniform": [1e-2, 1e-4], "count": 5}), "learning_rates.loguniform", "low must be < high"),
     ("lr-one-bound", _with(learning_rates={"loguniform": [1e-2], "count": 5}), "learning_rates.loguniform", "too few"),
@@ -100,6 +105,26 @@ def test_malformed_suite_rejected_with_key_path(tmp_path, case, text, path, frag
     assert res.exit_code == 2, res.output
     assert "Traceback" not in res.output and path in res.output
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("change,loc,kind", [
+    ({"threads": [2, 2]}, ("threads",), "listed_twice"),
+    ({"seeds": [1, 1]}, ("seeds", "#list"), "listed_twice"),
+    ({"optimizers": ["rmsprop", "adam"]}, ("optimizers", 1), "value_error"),
+    ({"learning_rates": {"loguniform": [1e-2, 1e-4], "count": 2}}, ("learning_rates", "#mapping", "loguniform"), "value_error"),
+    ({"learning_rates": []}, ("learning_rates", "#list"), "too_short"),
+])
+def test_the_model_carries_the_files_own_rules(change, loc, kind):
+    """Rules that need nothing installed live in SuiteModel itself, not in validate's later checks."""
+    from pydantic import ValidationError
+
+    from harness.suite import SuiteModel
+
+    SuiteModel.model_validate(BASE)
+    with pytest.raises(ValidationError) as info:
+        SuiteModel.model_validate({**BASE, **change})
+    (err,) = info.value.errors()
+    assert (tuple(err["loc"]), err["type"]) == (loc, kind), err
 
 
 def test_malformed_suite_through_the_entry_point(tmp_path):
