@@ -23,9 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harness.report.scores import atari_normaliser  # noqa: E402
-
-LABELS = {"a3c": "A3C", "a3c_lstm": "A3C LSTM", "one_step_q": "1-step Q", "one_step_sarsa": "1-step SARSA",
-          "n_step_q": "n-step Q"}
+from harness.report.style import algorithm_label  # noqa: E402
 
 
 def parse_reference(text: str) -> tuple[str, list[tuple[float, float]]]:
@@ -70,7 +68,7 @@ def main() -> None:
     ax.set_ylim(-1, args.ymax)
     ax.set_xlabel(f"training frames (millions, summed over {config['threads']} workers)")
     ax.set_ylabel(f"{config['game']} score (raw)")
-    name = LABELS.get(config["algorithm"], config["algorithm"])
+    name = algorithm_label(config["algorithm"])
     ax.set_title(f"{name}, {config['game']}, {config['threads']} workers, lr {config['lr']:g} (annealed to 0), "
                  f"seed {config['seed']}", fontsize=11)
     ax.grid(alpha=0.3)
