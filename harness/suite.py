@@ -151,7 +151,7 @@ class SuiteModel(_Strict):
     name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
     description: str = ""
     games: Annotated[list[str], Field(min_length=1)]
-    algorithms: Annotated[list[str], Field(min_length=1)]
+    algorithms: Axis(str)
     threads: Axis(PosWhole)
     learning_rates: LearningRates
     seeds: Seeds = 1
@@ -187,9 +187,6 @@ ALLOWED = {
     "reference_scores": "a mapping game -> score (a number), for games of the suite",
     "env_modules": "a list of importable module names that register gymnasium environments on import, "
                    "or module:function entries whose function registers them (minatar.gym:register_envs)",
-}
-ALLOWED_AT = {  # inner keys whose rule is narrower than their top-level key's
-    "learning_rates.loguniform": "[low, high] with 0 < low < high",
 }
 
 
@@ -263,7 +260,7 @@ def _pydantic_error(file: str, exc: ValidationError) -> SuiteError:
         msg = f"{msg[:1].lower()}{msg[1:]}, got {e.get('input')!r}"
     if top == "learning_rates" and e["type"] == "list_type":
         msg = f"cannot be a mapping of numbers, got {e.get('input')!r}"
-    return SuiteError(file, path, msg + more, ALLOWED_AT.get(path, ALLOWED.get(top)))
+    return SuiteError(file, path, msg + more, ALLOWED.get(top))
 
 
 def read_yaml(path: Path) -> Any:
@@ -602,8 +599,6 @@ def _load_algorithms(m: SuiteModel, file: str) -> dict[str, type]:
 
     classes: dict[str, type] = {}
     for i, algo in enumerate(m.algorithms):
-        if algo in classes:
-            raise SuiteError(file, f"algorithms[{i}]", f"{algo!r} is listed twice")
         try:
             classes[algo] = load_algorithm(algo)
         except AlgorithmError as exc:

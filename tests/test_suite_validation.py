@@ -110,6 +110,7 @@ def test_malformed_suite_rejected_with_key_path(tmp_path, case, text, path, frag
 @pytest.mark.parametrize("change,loc,kind", [
     ({"threads": [2, 2]}, ("threads",), "listed_twice"),
     ({"seeds": [1, 1]}, ("seeds", "#list"), "listed_twice"),
+    ({"algorithms": ["a3c", "a3c"]}, ("algorithms",), "listed_twice"),
     ({"optimizers": ["rmsprop", "adam"]}, ("optimizers", 1), "value_error"),
     ({"learning_rates": {"loguniform": [1e-2, 1e-4], "count": 2}}, ("learning_rates", "#mapping", "loguniform"), "value_error"),
     ({"learning_rates": []}, ("learning_rates", "#list"), "too_short"),
