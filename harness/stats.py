@@ -36,6 +36,7 @@ __all__ = [
     "percentile_interval",
     "resample_weights",
     "resampled_means",
+    "single_run_tasks",
     "performance_profile",
     "probability_of_improvement",
     "stratified_bootstrap",
@@ -276,6 +277,17 @@ def stratified_indices(strata: Sequence, reps: int, rng: np.random.Generator) ->
         draw = rng.integers(0, members.size, size=(reps, members.size))
         idx[:, members] = members[draw]
     return idx
+
+
+def single_run_tasks(*scores: np.ndarray) -> np.ndarray:
+    """Which tasks (columns) of the ``(runs, tasks)`` matrices have fewer than two runs in any of them.
+
+    A stratified bootstrap resamples runs *within* each task, so a task of one run is the same in every
+    resample: where that is so for some task, an interval would leave its run-to-run variation out, and
+    where it is so for every task, the interval cannot vary at all. The report gives no interval then.
+    """
+    counts = np.stack([np.isfinite(np.asarray(s, dtype=float)).sum(axis=0) for s in scores])
+    return (counts < 2).any(axis=0)
 
 
 def stratified_task_indices(counts: Sequence[int], n_max: int, reps: int, rng: np.random.Generator) -> np.ndarray:

@@ -10,6 +10,10 @@ games it has normalised scores for; the table says how many runs and games stand
 * Probability of improvement P(X > Y) between every pair of algorithms at the same thread count,
   over the games both have, with 95% CIs (each algorithm's runs resampled independently).
 * IQM sample-efficiency curves: the IQM of normalised learning curves vs frames, with 95% bands.
+* No interval or band where a game has a single run (``harness.stats.single_run_tasks``): resampling
+  within games cannot vary that game's score, so the interval would leave out its run-to-run variation
+  (and have zero width when every game has one run, as with ``--top-k 1`` and one seed). The tables'
+  ``ci_note`` column says which games.
 
 Point estimates are rliable's own functions (``rliable.metrics`` and ``rliable.library.score_distributions``)
 whenever every game of a group has the same number of runs, which rliable requires; with uneven run
@@ -38,12 +42,14 @@ from harness.report.style import (ThreadColours, algorithm_label, algorithm_orde
                                   panel_grid, thread_label)
 from harness.stats import (AGGREGATE_METRICS, aggregate_iqm, aggregate_metrics, interpolate_to_grid,
                            pad_ragged, percentile_interval, performance_profile, probability_of_improvement,
-                           stratified_task_indices)
+                           single_run_tasks, stratified_task_indices)
 
-AGG_COLUMNS = ["algorithm", "threads", "metric", "value", "ci_low", "ci_high", "n_runs", "n_games", "games",
-               "bootstrap_reps"]
-POI_COLUMNS = ["threads", "algorithm_x", "algorithm_y", "probability_x_better", "ci_low", "ci_high",
+AGG_COLUMNS = ["algorithm", "threads", "metric", "value", "ci_low", "ci_high", "ci_note", "n_runs", "n_games",
+               "games", "bootstrap_reps"]
+POI_COLUMNS = ["threads", "algorithm_x", "algorithm_y", "probability_x_better", "ci_low", "ci_high", "ci_note",
                "n_games", "games", "bootstrap_reps"]
+NO_INTERVAL_NOTE = ("No interval where a game has a single run: a bootstrap that resamples runs within games "
+                    "cannot vary that game's score.")
 EFFICIENCY_POINTS = 30
 
 
@@ -62,6 +68,16 @@ class Group:
     @property
     def label(self) -> str:
         return f"{algorithm_label(self.algorithm)}, {thread_label(self.threads)}"
+
+    @property
+    def resamplable(self) -> bool:
+        return not single_run_tasks(self.scores).any()
+
+
+def ci_note(games: list[str], *scores: np.ndarray) -> str:
+    """Why a comparison has no interval (``single_run_tasks``), or "" when it has one."""
+    single = [g for g, one in zip(games, single_run_tasks(*scores)) if one]
+    return f"no interval: a single run in {', '.join(single)}" if single else ""
 
 
 def _full(*matrices: np.ndarray) -> bool:
@@ -133,12 +149,13 @@ def aggregate_table(groups: list[Group], reps: int, cache: BootstrapCache | None
             boot = aggregate_metrics(np.take_along_axis(s[None], idx, axis=1))
             return _quiet_interval(boot)
 
+        note = ci_note(grp.games, grp.scores)
         lo, hi = (cache.get(("aggregates", grp.scores, reps), compute) if cache is not None
-                  else compute(np.random.default_rng(0))) if reps > 0 else (np.full(4, np.nan),) * 2
+                  else compute(np.random.default_rng(0))) if reps > 0 and not note else (np.full(4, np.nan),) * 2
         for j, metric in enumerate(AGGREGATE_METRICS):
             rows.append({"algorithm": grp.algorithm, "threads": grp.threads, "metric": metric,
                          "value": float(point[j]), "ci_low": float(lo[j]), "ci_high": float(hi[j]),
-                         "n_runs": grp.n_runs, "n_games": len(grp.games), "games": " ".join(grp.games),
+                         "ci_note": note, "n_runs": grp.n_runs, "n_games": len(grp.games), "games": " ".join(grp.games),
                          "bootstrap_reps": reps})
     return pd.DataFrame(rows, columns=AGG_COLUMNS)
 
@@ -161,7 +178,7 @@ def profiles(groups: list[Group], taus: np.ndarray, reps: int, cache: BootstrapC
             return _quiet_interval(performance_profile(np.take_along_axis(s[None], idx, axis=1), taus))
 
         band = None
-        if reps > 0:
+        if reps > 0 and grp.resamplable:
             band = cache.get(("profile", grp.scores, taus, reps), compute) if cache is not None else compute(np.random.default_rng(0))
         out[(grp.algorithm, grp.threads)] = (point, band)
     return out
@@ -188,10 +205,12 @@ def improvement_table(groups: list[Group], reps: int, cache: BootstrapCache | No
                     by_ = np.take_along_axis(sy[None], stratified_task_indices(cy, sy.shape[0], reps, rng), axis=1)
                     return _quiet_interval(probability_of_improvement(bx, by_))
 
+                note = ci_note(common, sx, sy)
                 lo, hi = ((cache.get(("poi", sx, sy, reps), compute) if cache is not None
-                           else compute(np.random.default_rng(0))) if reps > 0 else (np.nan, np.nan))
+                           else compute(np.random.default_rng(0))) if reps > 0 and not note else (np.nan, np.nan))
                 rows.append({"threads": threads, "algorithm_x": ax, "algorithm_y": ay,
                              "probability_x_better": point, "ci_low": float(lo), "ci_high": float(hi),
+                             "ci_note": note,
                              "n_games": len(common), "games": " ".join(common), "bootstrap_reps": reps})
     return pd.DataFrame(rows, columns=POI_COLUMNS)
 
@@ -234,7 +253,7 @@ def efficiency_curves(groups: list[Group], runs: list[Run], norms: dict[str, Nor
             return _quiet_interval(aggregate_iqm(boot))
 
         band = None
-        if reps > 0:
+        if reps > 0 and grp.resamplable:
             band = cache.get(("efficiency", values, reps), compute) if cache is not None else compute(np.random.default_rng(0))
         out[(grp.algorithm, grp.threads)] = (grid, point, band, int(np.isfinite(values[0]).sum()))
     return out, relative
@@ -268,6 +287,8 @@ def plot_aggregates(agg: pd.DataFrame, colours: ThreadColours, score_label: str)
     axes[0][0].invert_yaxis()  # first group on top (the y axis is shared)
     notes = ["Bars: 95% stratified-bootstrap CIs (runs resampled within games); black tick: point estimate.",
              "Runs: finished runs of the top-k learning rates per algorithm, game and thread count.", score_label]
+    if agg["ci_note"].astype(bool).any():
+        notes.insert(1, "No bar: " + NO_INTERVAL_NOTE)
     return finish(fig, "Aggregate performance (rliable): IQM, median, mean, optimality gap", notes)
 
 
@@ -288,8 +309,11 @@ def plot_profiles(profs: dict, taus: np.ndarray, groups: list[Group], colours: T
         ax.set_ylabel("fraction of runs with score > \u03c4" if ax is axes[0][0] else "")
         ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize=7)
-    return finish(fig, "Performance profiles", ["Score distributions over all finished runs (top-k learning rates) of all games; bands: 95% "
-                   "stratified-bootstrap CIs. Dotted line: normalised score 1 (human / upper bound).", score_label])
+    notes = ["Score distributions over all finished runs (top-k learning rates) of all games; bands: 95% "
+             "stratified-bootstrap CIs. Dotted line: normalised score 1 (human / upper bound).", score_label]
+    if any(band is None for _, band in profs.values()):
+        notes.insert(1, "No band: " + NO_INTERVAL_NOTE)
+    return finish(fig, "Performance profiles", notes)
 
 
 def plot_improvement(poi: pd.DataFrame):
@@ -308,8 +332,11 @@ def plot_improvement(poi: pd.DataFrame):
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("probability of improvement (final normalised score)")
-    return finish(fig, "Probability of improvement between algorithms", ["P(X > Y): chance that a run of X beats a run of Y on the same game, averaged over games; "
-                   "bars: 95% bootstrap CIs; 0.5 = no difference."])
+    notes = ["P(X > Y): chance that a run of X beats a run of Y on the same game, averaged over games; "
+             "bars: 95% bootstrap CIs; 0.5 = no difference."]
+    if poi["ci_note"].astype(bool).any():
+        notes.append("No bar: " + NO_INTERVAL_NOTE)
+    return finish(fig, "Probability of improvement between algorithms", notes)
 
 
 def plot_efficiency(curves: dict, colours: ThreadColours, score_label: str, epoch_frames: int,
@@ -334,6 +361,8 @@ def plot_efficiency(curves: dict, colours: ThreadColours, score_label: str, epoc
         ax.legend(fontsize=7)
     notes = ["IQM over all finished runs (top-k learning rates) of all games at each point; "
              "bands: 95% stratified-bootstrap CIs.", score_label]
+    if any(c[2] is None for c in curves.values()):
+        notes.insert(1, "No band: " + NO_INTERVAL_NOTE)
     if relative:
         notes.append("The games have different frame budgets, so the x axis is each run's progress through its budget.")
     return finish(fig, "Sample efficiency: IQM normalised score vs training data", notes)

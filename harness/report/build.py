@@ -23,7 +23,7 @@ from harness.report.scores import BASELINES, CURVE_SOURCES, SCORE_DEFINITION_HTM
 from harness.report.speedup import DEFAULT_REFERENCE_RULE, plot_speedup, resolve_references, speedup_table
 from harness.report.render import Renderer
 from harness.report.style import EPOCH_FRAMES, ThreadColours, set_theme
-from harness.report.tables import readable_aggregates, readable_speedup, write_table
+from harness.report.tables import readable_aggregates, readable_speedup, speedup_matrix, write_table
 from harness.report.throughput import has_phases, plot_phases, plot_throughput, throughput_table
 
 
@@ -198,6 +198,10 @@ def build_report(
     groups = guarded("aggregate inputs", lambda: agg_mod.score_groups(live, selection), [])
     agg = guarded("aggregates", lambda: agg_mod.aggregate_table(groups, reps, cache)) if groups else None
     poi = guarded("probability of improvement", lambda: agg_mod.improvement_table(groups, reps, cache)) if groups else None
+    if agg is not None and agg["ci_note"].astype(bool).any():
+        summary.notes.append(f"aggregates and probability of improvement: {agg_mod.NO_INTERVAL_NOTE} "
+                             + "; ".join(f"{g.label}: {agg_mod.ci_note(g.games, g.scores)}"
+                                         for g in groups if not g.resamplable))
     taus = agg_mod.profile_taus(groups)
     # bands of profiles and curves are drawn, not tabulated: they use the curve repetitions
     profs = guarded("performance profiles", lambda: agg_mod.profiles(groups, taus, creps, cache), {}) if groups else {}
@@ -211,7 +215,7 @@ def build_report(
 
     # --- the other figures (the learning curves are being drawn already) -------------------------
     if speed is not None and (speed["status"] == "reached").any() and speed["threads"].nunique() > 1:
-        figure("table2_speedup", lambda: plot_speedup(speed, colours))
+        figure("table2_speedup", lambda: plot_speedup(speed, colours, speed_notes))
     if robust is not None and live["final_score"].notna().any():
         figure("fig2_robustness", lambda: plot_robustness(live, robust, colours))
     if optimizer_varies(live[live["finished"]]):
@@ -244,6 +248,8 @@ def build_report(
     tab("references", refs)
     tab("normalisation", _normalisation_table(norms, baseline))
     tab("speedup", speed, readable_speedup(speed) if speed is not None and not speed.empty else None)
+    if speed is not None and not speed.empty:
+        tab("speedup_matrix", *speedup_matrix(speed))
     tab("robustness", robust)
     tab("aggregates", agg, readable_aggregates(agg) if agg is not None else None)
     tab("probability_of_improvement", poi)
@@ -335,12 +341,17 @@ SECTIONS = [  # anchor, title, figures, tables, what the section shows
      "(listed in the table). The paper's claim: with more threads the one-step methods need less data."),
     ("training-speed", "Training speed (cf. Fig. 4)", ["fig4_training_speed"], [],
      "The same lines against wall-clock training time (evaluation excluded)."),
-    ("speedup", "Speedup (cf. Table 2)", ["table2_speedup"], ["speedup"],
+    ("speedup", "Speedup (cf. Table 2)", ["table2_speedup"], ["speedup_matrix", "speedup"],
      "Time for 1 thread to reach the game's reference score divided by the time for n threads, read off the "
-     "averaged wall-clock curves; 95% percentile-bootstrap CIs over seeds (resampled within learning rates). "
-     "Efficiency = speedup / n. A game where some thread count never reaches the reference is reported as "
-     "'not reached' and left out of the mean over games, which always averages the same games for every thread "
-     "count. 'paper' is Table 2 (mean over 7 Atari games); 'throughput speedup' is frames/s at n threads over "
+     "averaged wall-clock curves; 95% percentile-bootstrap CIs over runs (resampled within learning rates when "
+     "every rate has two or more seeds, else over the line's top-k runs pooled; none for a line of one run). "
+     "Efficiency = speedup / n. The matrix shows every game's cells: 'not reached' where a thread count never "
+     "reaches the reference, 'reached at start' where the averaged curve is at the reference from its first "
+     "points (the time then measures only how soon the first episodes end, not learning). 'mean' averages the "
+     "games with a speedup at every thread count (the same games throughout); where games were left out, "
+     "'mean of the cells reached' averages every game with a speedup at each thread count, so that a mean leaning "
+     "on the games that many threads do well on can be seen. 'paper' is Table 2 (mean over 7 Atari games), shown "
+     "only beside a mean over two or more Atari games; 'throughput speedup' is frames/s at n threads over "
      "frames/s at 1 thread."),
     ("robustness", "Robustness (cf. Fig. 2, S11 and S5)", ["fig2_robustness", "figS5_optimizers"], ["robustness"],
      "Final score against learning rate, one point per run; diverged runs are red crosses. The table gives, per "

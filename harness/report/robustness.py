@@ -118,7 +118,7 @@ def plot_robustness(table: pd.DataFrame, robust: pd.DataFrame, colours: ThreadCo
     handles.append(Line2D([], [], ls="--", color="0.4", label="good score (= reference)"))
     notes = ["Each point: one run (main optimizer), thread counts side by side around each learning rate. "
              "Diverged runs (red crosses) score as collapses: the lower of random play (or the environment's "
-             "lower bound) and the lowest score of any run of the game.",
+             "lower bound) and the lowest score of any run of the game that ran to the end of its budget.",
              "All-good LRs: share of learning rates whose finished runs all reach the good score (dashed line: the "
              "game's speedup reference), per thread count."]
     if any(data["oversubscribed"]):

@@ -18,8 +18,9 @@ Score definition (also printed in every report)
   selection, robustness, aggregates); running and interrupted runs are drawn as provisional.
 * **A diverged run is a collapse**: its final score is the game's *collapse score*, the lower of the
   game's lower normalisation bound (random play for Atari, human-normalised 0; ``min_score`` of
-  ``env_bounds.csv`` otherwise) and the lowest final score of any run of that game in the report,
-  so a diverged run never ranks above a run that did not diverge, whatever it scored before it
+  ``env_bounds.csv`` otherwise) and the lowest final score of any run of that game in the report
+  that ran to the end of its budget (state ``done``: a failed, interrupted or running run's score, or a
+  diverged run's score before it diverged, never sets it), so a diverged run never ranks above a run that did not diverge, whatever it scored before it
   diverged (kept in ``runs.csv`` as ``pre_divergence_score``).  Its learning curve drops to the
   collapse score where it diverged and stays there to the end of its frame budget (on the
   wall-clock axis: to the time the budget would have taken at the run's throughput).
@@ -29,7 +30,8 @@ Score definition (also printed in every report)
   harness plays from no-op starts; ``human-start``: Nair et al. 2015 (Gorila), also printed by van
   Hasselt et al. 2015 (Double DQN); the A3C paper's Table S3 has the A3C scores, not these).  Other environments
   are min-max normalised with the bounds in ``harness/data/env_bounds.csv`` (CartPole-v1: 0..500),
-  or the observed minimum and maximum over the report's runs when the environment is not listed.
+  or the observed minimum and maximum final score over the report's ``done`` runs when the environment
+  is not listed (over all its runs while none is done yet).
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ every completed run of the game has one; otherwise, for all runs of that game, t
 the training episodes that ended in the last 10% of the frames the run reached. Only finished runs
 (done or diverged) enter final-score analyses; running runs are shown as provisional.</p>
 <p><b>Diverged runs</b> are collapses: their final score is the game's collapse score (the lower of
-random play, or the environment's lower bound, and the lowest final score of any run of the game), and
+random play, or the environment's lower bound, and the lowest final score of any run of the game that
+ran to the end of its budget), and
 their learning curves drop to it where they diverged and stay there to the end of the budget.</p>
 <p><b>Normalised score</b>: Atari games are human-normalised, (score &minus; random) / |human &minus;
 random| (1.0 = human); other environments are min&ndash;max normalised with the stated bounds.</p>
@@ -143,7 +146,8 @@ def normaliser_for(game: str, is_atari: bool, baseline: str, observed: np.ndarra
         return None
     what = "Atari game without a human/random baseline; " if is_atari else ""
     return Normaliser(float(observed.min()), float(observed.max()), "min-max",
-                      f"{what}observed minimum and maximum final score over this report's runs")
+                      f"{what}observed minimum and maximum final score over this report's runs "
+                      "(those done, when any is)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -332,8 +336,9 @@ def run_table(runs: list[Run], baseline: str = "no-op", window_frac: float = FIN
         scores, sources = final_scores([runs[i] for i in idx], window_frac)
         diverged = table.loc[idx, "state"].to_numpy() == "diverged"
         is_atari = bool(table.loc[idx, "is_atari"].any())
-        norm = normaliser_for(game, is_atari, baseline, scores)
-        floor = collapse_score(norm, scores)
+        done = table.loc[idx, "state"].to_numpy() == "done"
+        norm = normaliser_for(game, is_atari, baseline, scores[done] if np.isfinite(scores[done]).any() else scores)
+        floor = collapse_score(norm, scores[done])
         if diverged.any():
             table.loc[idx, "pre_divergence_score"] = np.where(diverged, scores, np.nan)
             scores = np.where(diverged, floor, scores)
@@ -350,7 +355,8 @@ def run_table(runs: list[Run], baseline: str = "no-op", window_frac: float = FIN
 
 def collapse_score(norm: Normaliser | None, scores: np.ndarray) -> float:
     """The score of a diverged run of a game (see module doc): the lower of the game's lower
-    normalisation bound and the lowest final score of its runs; NaN when neither exists."""
+    normalisation bound and the lowest of ``scores``, the final scores of its ``done`` runs; NaN when
+    neither exists."""
     finite = np.asarray(scores, dtype=float)
     finite = finite[np.isfinite(finite)]
     candidates = ([norm.low] if norm is not None else []) + ([float(finite.min())] if finite.size else [])

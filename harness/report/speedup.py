@@ -5,15 +5,24 @@
 * Reference score per game: ``--reference GAME=SCORE`` first, then a suite's ``reference_scores``,
   then the default rule (``default_reference``).
 * The 95% CI is a percentile bootstrap over runs: the runs of every line are resampled (within
-  their learning rates when each has two or more seeds, else pooled over the line's top-k runs:
-  ``curves.bootstrap_strata``), the curve re-averaged and the crossing found again; 1-thread and
+  their learning rates when each has two or more seeds, else pooled over the line's top-k runs, as
+  in the Atari suites with one seed per rate: ``curves.bootstrap_strata``), the curve re-averaged and the crossing found again; 1-thread and
   n-thread lines are resampled independently.  A resample that never reaches the reference has an
   infinite time, so its speedup is 0 (n threads never reach) or infinite (1 thread never reaches).
   No interval is given where it could not vary: the 1-thread row (1 by definition), and a row whose
   1-thread or n-thread line is a single run.
-* A game where a thread count never reaches the reference is reported as ``not reached`` (no number)
-  and is left out of the mean over games for *every* thread count of that algorithm, so the mean
-  always averages the same games.
+* A reference that a line's averaged curve is already at when it starts (at its first point, or within
+  the smoothing window of its first point: ``reached_at_start``) measures no learning, only how soon
+  the first episodes end: such a cell is ``reached at start`` (``1 thread reached at start`` for all
+  thread counts when the 1-thread line starts there), with no number, flagged in the table and the
+  figure, and its game leaves the mean like a game not reached.
+* A game where a thread count never reaches the reference is reported as ``not reached`` (no number).
+  Two means are given, because leaving games out can lean the mean: if the games where many threads
+  fail to reach the reference are left out, the mean keeps only the games many threads do well on.
+  ``game = "mean"`` averages the games whose every thread count has a speedup (the same games at every
+  thread count: the paper's Table 2 stands beside it when they are two or more Atari games);
+  ``game = "mean_defined"`` averages, at each thread count, every game with a speedup at that count.
+  The speedup matrix (``speedup_matrix`` table) shows each game's cells with the missing ones marked.
 * Throughput speedup: mean frames/s at n threads divided by mean frames/s at 1 thread.
 """
 
@@ -26,7 +35,7 @@ import pandas as pd
 
 from harness.report.cache import BootstrapCache
 from harness.report.curves import Line
-from harness.report.scores import paper_table2
+from harness.report.scores import SMOOTH_FRAC, paper_table2
 from harness.report.style import (ThreadColours, algorithm_label, algorithm_order, finish, log2_threads_axis,
                                   panel_grid, plain_log_axis)
 from harness.stats import (first_crossing, percentile_interval, resample_weights, resampled_means,
@@ -90,6 +99,19 @@ def resolve_references(lines: list[Line], cli: dict[str, float] | None, suites: 
     return pd.DataFrame(rows, columns=["game", "reference_score", "reference_source"])
 
 
+def reached_at_start(line: Line, reference: float, smooth_frac: float = SMOOTH_FRAC) -> bool:
+    """Whether ``line``'s averaged curve is at or above ``reference`` from its start: at its first point,
+    or within one smoothing window (``smooth_frac`` of the frames it covers) of it, where the centred
+    average is taken over the first episodes alone. The time to such a reference is the time the first
+    episodes take to end, a throughput figure that would pass for a learning result."""
+    ok = np.flatnonzero(np.isfinite(line.frame_mean))
+    if not ok.size:
+        return False
+    crossing = first_crossing(line.frame_grid, line.frame_mean, reference)
+    window = smooth_frac * float(line.frame_grid[-1]) if line.source == "train" else 0.0
+    return bool(np.isfinite(crossing) and crossing <= line.frame_grid[ok[0]] + window)
+
+
 def crossing_samples(line: Line, reference: float, reps: int, cache: BootstrapCache | None) -> np.ndarray:
     """Bootstrap samples (``curves.bootstrap_strata``) of the time to reach ``reference``; empty when
     the line cannot be resampled (a single run)."""
@@ -125,6 +147,26 @@ def throughput_by(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return ok.groupby(keys)["frames_per_second"].mean()
 
 
+def _mean_row(alg: str, kind: str, threads: int, games: list[str], cells: list[dict], samples: dict,
+              fps_alg: pd.Series, reps: int) -> dict:
+    """One row of the mean speedup over ``games`` at ``threads``; its interval averages the games'
+    bootstrap samples, and is given only when every game has them."""
+    row = {"algorithm": alg, "game": kind, "threads": threads, "status": "reached",
+           "reference_score": np.nan, "reference_source": "per game",
+           "speedup": float(np.mean([c["speedup"] for c in cells])),
+           "oversubscribed": any(c["oversubscribed"] for c in cells),
+           "n_runs": int(sum(c["n_runs"] for c in cells)), "n_games": len(games), "games": " ".join(games),
+           "bootstrap_reps": reps}
+    stacked = [samples.get((alg, g, threads)) for g in games]
+    if all(x is not None and x.size for x in stacked):
+        with np.errstate(invalid="ignore"):
+            row["speedup_ci_low"], row["speedup_ci_high"] = _ci(np.mean(np.vstack(stacked), axis=0))
+    f1, fn = fps_alg.get((alg, 1), np.nan), fps_alg.get((alg, threads), np.nan)
+    row["frames_per_second"] = fn
+    row["throughput_speedup"] = fn / f1 if np.isfinite(f1) else np.nan
+    return row
+
+
 def speedup_table(lines: list[Line], references: pd.DataFrame, table: pd.DataFrame, reps: int = 2000,
                   cache: BootstrapCache | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Per algorithm, game and thread count, plus ``game = "mean"`` rows.  Returns (table, notes)."""
@@ -143,6 +185,7 @@ def speedup_table(lines: list[Line], references: pd.DataFrame, table: pd.DataFra
             ref = float(refs.loc[game, "reference_score"]) if game in refs.index else float("nan")
             src = refs.loc[game, "reference_source"] if game in refs.index else "none"
             base = glines.get(1)
+            base_at_start = base is not None and np.isfinite(ref) and reached_at_start(base, ref)
             t1 = first_crossing(base.time_grid, base.time_mean, ref) if base is not None and np.isfinite(ref) else np.inf
             s1 = crossing_samples(base, ref, reps, cache) if base is not None and np.isfinite(ref) else np.empty(0)
             game_rows = []
@@ -164,8 +207,12 @@ def speedup_table(lines: list[Line], references: pd.DataFrame, table: pd.DataFra
                     row["time_to_reference_1thread_s"] = float(t1) if np.isfinite(t1) else np.nan
                     if not np.isfinite(t1):
                         row["status"] = "1 thread not reached"
+                    elif base_at_start:
+                        row["status"] = "1 thread reached at start"
                     elif not np.isfinite(tn):
                         row["status"] = "not reached"
+                    elif reached_at_start(ln, ref):
+                        row["status"] = "reached at start"
                     else:
                         row["status"] = "reached"
                         row["speedup"] = float(t1 / tn)
@@ -177,7 +224,8 @@ def speedup_table(lines: list[Line], references: pd.DataFrame, table: pd.DataFra
                 game_rows.append(row)
             rows.extend(game_rows)
             per_alg_games[alg][game] = game_rows
-    # Mean over the games where every thread count reached the reference.
+    # Means over games: the games complete at every thread count ("mean"), and every defined cell
+    # at each thread count ("mean_defined").
     for alg, games in per_alg_games.items():
         complete = [g for g, rs in games.items() if rs and all(r["status"] == "reached" for r in rs)]
         dropped = sorted(set(games) - set(complete))
@@ -185,48 +233,49 @@ def speedup_table(lines: list[Line], references: pd.DataFrame, table: pd.DataFra
             reasons = []
             for g in dropped:
                 bad = [r for r in games[g] if r["status"] != "reached"]
-                why = sorted({r["status"] for r in bad})
-                at = ", ".join(str(r["threads"]) for r in bad if r["status"] == "not reached")
-                reasons.append(f"{g} ({'; '.join(w + (f' at {at} threads' if w == 'not reached' else '') for w in why)})")
-            notes.append(f"{algorithm_label(alg)}: mean speedup leaves out {', '.join(reasons)}")
-        thread_sets = [{r["threads"] for r in games[g]} for g in complete]
-        all_threads = sorted(set().union(*thread_sets)) if thread_sets else []
-        for threads in all_threads:
-            gs = [g for g in complete if threads in {r["threads"] for r in games[g]}]
-            vals = [next(r for r in games[g] if r["threads"] == threads) for g in gs]
-            row = {"algorithm": alg, "game": "mean", "threads": threads, "status": "reached",
-                   "reference_score": np.nan, "reference_source": "per game",
-                   "speedup": float(np.mean([v["speedup"] for v in vals])),
-                   "oversubscribed": any(v["oversubscribed"] for v in vals),
-                   "n_runs": int(sum(v["n_runs"] for v in vals)), "n_games": len(gs), "games": " ".join(gs),
-                   "bootstrap_reps": reps}
-            stacked = [samples[(alg, g, threads)] for g in gs if (alg, g, threads) in samples]
-            if stacked and all(s.size for s in stacked) and len(stacked) == len(gs):
-                with np.errstate(invalid="ignore"):
-                    row["speedup_ci_low"], row["speedup_ci_high"] = _ci(np.mean(np.vstack(stacked), axis=0))
-            f1, fn = fps_alg.get((alg, 1), np.nan), fps_alg.get((alg, threads), np.nan)
-            row["frames_per_second"] = fn
-            row["throughput_speedup"] = fn / f1 if np.isfinite(f1) else np.nan
-            rows.append(row)
+                why = []
+                for w in sorted({r["status"] for r in bad}):
+                    at = ", ".join(str(r["threads"]) for r in bad if r["status"] == w)
+                    why.append(w + (f" at {at} threads" if w in ("not reached", "reached at start") else ""))
+                reasons.append(f"{g} ({'; '.join(why)})")
+            notes.append(f"{algorithm_label(alg)}: mean speedup leaves out {', '.join(reasons)}"
+                         + ("; 'mean_defined' averages every game reached at each thread count" if
+                            any(r["status"] == "reached" and r["threads"] != 1 for g in dropped for r in games[g])
+                            else ""))
+        cells = {(g, r["threads"]): r for g, rs in games.items() for r in rs}
+        all_threads = sorted({t for _, t in cells})
+        means = {kind: {t: [g for g in (complete if kind == "mean" else games)
+                            if (g, t) in cells and cells[(g, t)]["status"] == "reached"] for t in all_threads}
+                 for kind in ("mean", "mean_defined")}
+        if means["mean_defined"] == means["mean"]:
+            del means["mean_defined"]  # it would average the same games
+        for kind, at in means.items():
+            for threads, gs in at.items():
+                if gs:
+                    rows.append(_mean_row(alg, kind, threads, gs, [cells[(g, threads)] for g in gs], samples,
+                                          fps_alg, reps))
     out = pd.DataFrame(rows, columns=SPEEDUP_COLUMNS)
     if out.empty:
         return out, notes
     out["efficiency"] = out["speedup"] / out["threads"]
     out["efficiency_ci_low"] = out["speedup_ci_low"] / out["threads"]
     out["efficiency_ci_high"] = out["speedup_ci_high"] / out["threads"]
-    # The paper's Table 2 is a mean over seven Atari games: it stands only beside a mean over Atari games.
+    # The paper's Table 2 is a mean over seven Atari games: it stands only beside a mean over two or more
+    # Atari games, all reached at every thread count (a one-game "mean" is that game's speedup).
     atari = table.groupby("game")["is_atari"].any().to_dict() if "is_atari" in table else {}
     mean_rows = out["game"] == "mean"
     out.loc[mean_rows, "paper_speedup"] = [
-        paper.get((a, t), np.nan) if gs and all(atari.get(g, False) for g in gs.split()) else np.nan
+        paper.get((a, t), np.nan) if len(gs.split()) >= 2 and all(atari.get(g, False) for g in gs.split()) else np.nan
         for a, t, gs in zip(out.loc[mean_rows, "algorithm"], out.loc[mean_rows, "threads"], out.loc[mean_rows, "games"])]
     out["games"] = out["games"].fillna("")
     return out[SPEEDUP_COLUMNS], notes
 
 
-def plot_speedup(speedup: pd.DataFrame, colours: ThreadColours):
-    """Mean speedup over games vs threads per algorithm, with CI, the paper's Table 2 and ideal scaling."""
+def plot_speedup(speedup: pd.DataFrame, colours: ThreadColours, left_out: list[str] | None = None):
+    """Mean speedup over games vs threads per algorithm, with CI, the paper's Table 2 and ideal scaling;
+    the mean of the cells reached beside it where games were left out (``left_out``: the table's notes)."""
     means = speedup[speedup["game"] == "mean"]
+    defined = speedup[speedup["game"] == "mean_defined"]
     algorithms = list(dict.fromkeys(means["algorithm"])) or list(dict.fromkeys(speedup["algorithm"]))
     fig, axes = panel_grid(1, max(len(algorithms), 1), width=3.8, height=3.4)
     paper = paper_table2()
@@ -251,6 +300,10 @@ def plot_speedup(speedup: pd.DataFrame, colours: ThreadColours):
         else:
             ax.text(0.5, 0.5, "no game reached the reference\nat every thread count", ha="center",
                     va="center", transform=ax.transAxes, color="0.4")
+        d = defined[defined["algorithm"] == alg].sort_values("threads")
+        if len(d):
+            ax.plot(d["threads"], d["speedup"], ls="--", marker="D", ms=4, mfc="white", color="0.25", zorder=3,
+                    label=f"mean of the cells reached ({int(d['n_games'].min())}-{int(d['n_games'].max())} games)")
         if not p.empty and len(m) and m["paper_speedup"].notna().any():  # only beside a mean over Atari games
             ax.plot(p["threads"], p["speedup"], ls="--", marker="s", ms=4, color="0.45",
                     label="paper, Table 2 (mean of 7 Atari games)")
@@ -264,4 +317,5 @@ def plot_speedup(speedup: pd.DataFrame, colours: ThreadColours):
         ax.legend(fontsize=7, loc="upper left")
     notes = ["Speedup: time for 1 thread to reach each game's reference score / time for n threads.",
              "White markers: oversubscribed runs (more threads than the host's physical cores)."]
+    notes += [n[0].upper() + n[1:] + "." for n in (left_out or [])]
     return finish(fig, "Speedup vs threads (cf. Table 2)", notes)

@@ -62,13 +62,47 @@ def with_ci(value, lo, hi) -> str:
     return f"{fmt(value)} [{fmt(lo)}, {fmt(hi)}]"
 
 
+def game_label(r) -> str:
+    """A speedup row's game, or what its mean averages."""
+    games = ", ".join(str(r["games"]).split())
+    if r["game"] == "mean":
+        return f"mean of {int(r['n_games'])} ({games})"
+    if r["game"] == "mean_defined":
+        return f"mean of the cells reached: {int(r['n_games'])} ({games})"
+    return str(r["game"])
+
+
+def speedup_matrix(speedup: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Games (and the two means) by thread count, per algorithm: the speedups as numbers (NaN where a
+    cell has none), and a readable version that names what each missing cell is."""
+    if speedup.empty:
+        return speedup, speedup
+    numbers, readable = [], []
+    for (alg, game), g in speedup.groupby(["algorithm", "game"], sort=False):
+        first = g.iloc[0]
+        num = {"algorithm": alg, "game": game}
+        text = {"algorithm": algorithm_label(alg), "game": game_label(first)}
+        for _, r in g.iterrows():
+            col = f"{int(r['threads'])} threads" if int(r["threads"]) != 1 else "1 thread"
+            reached = r["status"] == "reached"
+            num[col] = r["speedup"] if reached else np.nan
+            text[col] = with_ci(r["speedup"], r["speedup_ci_low"], r["speedup_ci_high"]) if reached else f"— ({r['status']})"
+        numbers.append(num)
+        readable.append(text)
+    threads = sorted({int(t) for t in speedup["threads"]})
+    cols = [f"{t} threads" if t != 1 else "1 thread" for t in threads]
+    num_df = pd.DataFrame(numbers).reindex(columns=["algorithm", "game", *cols])
+    text_df = pd.DataFrame(readable).reindex(columns=["algorithm", "game", *cols]).fillna("— (no runs)")
+    return num_df, text_df
+
+
 def readable_speedup(speedup: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, r in speedup.iterrows():
         reached = r["status"] == "reached"
         rows.append({
             "algorithm": algorithm_label(r["algorithm"]),
-            "game": r["game"] if r["game"] != "mean" else f"mean of {int(r['n_games'])} ({', '.join(str(r['games']).split())})",
+            "game": game_label(r),
             "threads": int(r["threads"]),
             "speedup [95% CI]": with_ci(r["speedup"], r["speedup_ci_low"], r["speedup_ci_high"]) if reached else r["status"],
             "efficiency": fmt(r["efficiency"]) if reached else "",
@@ -91,5 +125,7 @@ def readable_aggregates(agg: pd.DataFrame) -> pd.DataFrame:
             row[str(r["metric"]).replace("_", " ") + " [95% CI]"] = with_ci(r["value"], r["ci_low"], r["ci_high"])
         row["runs"] = int(g["n_runs"].iloc[0])
         row["games"] = int(g["n_games"].iloc[0])
+        if "ci_note" in g and agg["ci_note"].astype(bool).any():
+            row["note"] = g["ci_note"].iloc[0]
         wide.append(row)
     return pd.DataFrame(wide)
