@@ -415,7 +415,8 @@ def test_robustness_and_throughput_figure_content(smoke_report):
     panels = [a for a in fig.axes if a.get_title()]
     assert len(panels) == 4 and all(a.get_xscale() == "log" for a in panels)
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert legend[:3] == ["1 thread (n=32)", "2 threads (n=32)", "4 threads\u2020 (n=32)"]  # 2 algs x 2 games x 4 lrs x 2 seeds
+    # each of the 4 panels (2 algorithms x 2 games) holds 4 lrs x 2 seeds = 8 runs per thread count
+    assert legend[:3] == ["1 thread (n=8 per panel)", "2 threads (n=8 per panel)", "4 threads\u2020 (n=8 per panel)"]
     assert "diverged" in legend and "good score (= reference)" in legend
     plt.close(fig)
     fig = plot_throughput(throughput_table(table, 20, None), colours)

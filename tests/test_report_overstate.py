@@ -173,3 +173,33 @@ def test_the_papers_seven_game_mean_stands_beside_no_one_game_mean(tmp_path):
     summary = build_report([tmp_path], references={"Pong": 100.0}, bootstrap_reps=REPS, figures=False, strict=True)
     mean4 = summary.speedup.set_index(["game", "threads"]).loc[("mean", 4)]
     assert mean4["speedup"] == pytest.approx(5.0, rel=0.01) and np.isnan(mean4["paper_speedup"])
+
+
+# ------------------------------------------------------------------------ 5. Fig. 2 as a reviewer reads it
+def test_fig2_learning_rate_ticks_do_not_overlap_and_its_legend_counts_a_panel(tmp_path):
+    """Rates within one decade: matplotlib would label the minor ticks 2x10^-3, 3x10^-3, 4x10^-3 on
+    top of each other. Two games of 6 runs each per thread count: the legend says n=6 per panel."""
+    import matplotlib.pyplot as plt
+
+    from harness.report.robustness import plot_robustness, robustness_table
+    from harness.report.style import ThreadColours
+
+    for game in ("Pong", "Breakout"):
+        for lr in (2e-3, 3e-3, 4e-3):
+            for seed in (0, 1):
+                write_run(tmp_path, game=game, lr=lr, seed=seed, frames=100_000, returns=lambda f, t: 0 * f + lr * 1e3)
+    table, _ = run_table(load_runs([tmp_path]).runs)
+    refs = pd.DataFrame({"game": ["Pong", "Breakout"], "reference_score": [2.5, 2.5], "reference_source": "test"})
+    fig = plot_robustness(table, robustness_table(table, refs), ThreadColours(table["threads"]))
+    assert [t.get_text() for t in fig.legends[0].get_texts()][0] == "1 thread (n=6 per panel)"
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in (a for a in fig.axes if a.get_title()):
+        assert not any(t.get_text() for t in ax.xaxis.get_minorticklabels())
+        lo, hi = ax.get_xlim()
+        shown = [t for t in ax.xaxis.get_majorticklabels()
+                 if t.get_text() and lo <= t.get_position()[0] <= hi]
+        assert [t.get_text() for t in shown] == ["0.002", "0.003", "0.004"]  # the sweep's own rates
+        boxes = sorted((t.get_window_extent(renderer) for t in shown), key=lambda b: b.x0)
+        assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:]))  # no label overlaps the next
+    plt.close(fig)

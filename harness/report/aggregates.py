@@ -330,7 +330,7 @@ def plot_improvement(poi: pd.DataFrame):
     ax.set_yticks(range(len(labels)))
     ax.set_yticklabels(labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(0, 1)
+    ax.set_xlim(-0.02, 1.02)  # a tick at 0 or 1 stays visible
     ax.set_xlabel("probability of improvement (final normalised score)")
     notes = ["P(X > Y): chance that a run of X beats a run of Y on the same game, averaged over games; "
              "bars: 95% bootstrap CIs; 0.5 = no difference."]

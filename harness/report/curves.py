@@ -198,11 +198,12 @@ def plot_curves(lines: list[Line], colours: ThreadColours, axis: str = "frames",
     games = sorted({ln.game for ln in lines})
     n_rows, n_cols, pos = panel_layout(algorithms, games)
     fig, axes = panel_grid(n_rows, n_cols, sharey="col" if len(games) > 1 else True)
-    any_oversub = False
+    any_oversub = epochs = False
     for game in games:
         game_lines = [ln for ln in lines if ln.game == game]
         if axis == "frames":
             div, xlabel = frame_axis(max(ln.frame_grid[-1] for ln in game_lines), epoch_frames)
+            epochs |= div == epoch_frames
         else:
             div, xlabel = time_axis(max(ln.time_grid[-1] for ln in game_lines))
         for alg in algorithms:
@@ -228,12 +229,13 @@ def plot_curves(lines: list[Line], colours: ThreadColours, axis: str = "frames",
     for ax in axes.flat:
         if not ax.get_title():
             ax.set_axis_off()
-    notes = [f"Each line: mean over the runs of the {top_k} best learning rates (n = runs); band: 95% bootstrap "
+    notes = [f"Each line: mean over the runs of the {top_k} best learning rates (all of them where there are fewer; "
+             "n = runs); band: 95% bootstrap "
              "CI over runs (within learning rates when each has 2+ seeds, else over the line's runs pooled).",
              ("Score: evaluation snapshots' mean return (evaluation policy: ε = 0.05 / the learned policy), "
               if lines and lines[0].source == "eval" else
               "Score: training-episode return, centred moving average over 5% of the frame budget. ")
-             + f"Frames are summed over all threads; 1 epoch = {epoch_frames / 1e6:g}M frames."
+             + "Frames are summed over all threads" + (f"; 1 epoch = {epoch_frames / 1e6:g}M frames." if epochs else ".")
              + (" A finished run keeps its final score after it ends." if axis == "time" else "")]
     if any((ln.frame_band if axis == "frames" else ln.time_band) is None for ln in lines):
         notes.append("Lines without a band: a single run, so there is nothing to resample.")

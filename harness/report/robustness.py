@@ -17,6 +17,7 @@ import pandas as pd
 
 from harness.report.curves import main_optimizers
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from harness.report.style import (OVERSUB_NOTE, ThreadColours, algorithm_label, algorithm_order, bottom_legend,
                                   finish, game_title, is_bottom, no_data, optimizer_label, panel_grid,
@@ -102,15 +103,21 @@ def plot_robustness(table: pd.DataFrame, robust: pd.DataFrame, colours: ThreadCo
                     ax.text(0.5, 1.01, shares, transform=ax.transAxes, ha="center", va="bottom", fontsize=8,
                             color="0.25")
             ax.set_xscale("log")
+            lr_axis(ax.xaxis, data["lr"])
             ax.set_xlabel("learning rate (log scale)" if is_bottom(pos, r, c) else "")
             ax.set_ylabel("final score (raw)" if c == 0 else "")
             ax.tick_params(labelbottom=True)
     for ax in axes.flat:
         if not ax.get_title():
             ax.set_axis_off()
-    handles = [Line2D([], [], ls="", marker="o", color=colours(t), label=thread_label(t, int((data["threads"] == t).sum()),
-                                                                                        bool(data.loc[data["threads"] == t, "oversubscribed"].any())))
-               for t in all_threads]
+    per_panel = data.groupby(["algorithm", "game", "threads"]).size()
+    handles = []
+    for t in all_threads:
+        counts = per_panel[per_panel.index.get_level_values("threads") == t]
+        n = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
+        label = thread_label(t, oversubscribed=bool(data.loc[data["threads"] == t, "oversubscribed"].any()))
+        handles.append(Line2D([], [], ls="", marker="o", color=colours(t),
+                              label=f"{label} (n={n} per panel)" if len(counts) > 1 else f"{label} (n={n})"))
     if (~data["finished"] & np.isfinite(data["final_score"])).any():
         handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec="0.3", label="still running (provisional)"))
     if (data["state"] == "diverged").any():
@@ -125,6 +132,32 @@ def plot_robustness(table: pd.DataFrame, robust: pd.DataFrame, colours: ThreadCo
         notes.append(OVERSUB_NOTE)
     legend_height = bottom_legend(fig, handles, notes)
     return finish(fig, "Robustness to the learning rate (cf. Fig. 2)", notes, extra_bottom=legend_height)
+
+
+def lr_axis(axis, lrs, max_ticks: int = 6) -> None:
+    """Learning-rate ticks as plain numbers that do not overlap: the sweep's own rates when there are
+    few, else 1, 2 and 5 times the powers of ten (the powers alone beyond two decades), thinned so that
+    neighbours are at least 1/``max_ticks`` of the axis apart; no minor tick labels (matplotlib labels
+    the minor ticks of a narrow log axis, "2×10⁻³ 3×10⁻³ 4×10⁻³", on top of each other)."""
+    lrs = np.unique(np.asarray(lrs, dtype=float))
+    lrs = lrs[np.isfinite(lrs) & (lrs > 0)]
+    if not lrs.size:
+        return
+    lo, hi = float(lrs[0]), float(lrs[-1])
+    ticks = list(lrs)
+    if len(ticks) > max_ticks:
+        subs = (1.0, 2.0, 5.0) if np.log10(hi / lo) <= 2 else (1.0,)
+        exps = range(int(np.floor(np.log10(lo))) - 1, int(np.ceil(np.log10(hi))) + 2)
+        grid = [m * 10.0 ** e for e in exps for m in subs if lo / 1.2 <= m * 10.0 ** e <= hi * 1.2]
+        ticks = grid if len(grid) >= 2 else ticks
+    gap = (np.log10(hi / lo) + 2 * np.log10(1.2)) / max_ticks  # the axis spans the rates and a margin
+    kept = [ticks[0]]
+    for t in ticks[1:]:
+        if np.log10(t / kept[-1]) >= gap:
+            kept.append(t)
+    axis.set_major_locator(FixedLocator(kept))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def optimizer_varies(table: pd.DataFrame) -> bool:

@@ -283,8 +283,9 @@ def plot_speedup(speedup: pd.DataFrame, colours: ThreadColours, left_out: list[s
         m = means[means["algorithm"] == alg].sort_values("threads")
         threads = m["threads"].to_numpy()
         p = paper[paper["algorithm"] == alg]
+        with_paper = not p.empty and len(m) and m["paper_speedup"].notna().any()  # beside a mean over Atari games
         all_threads = sorted(set(threads) | set(speedup.loc[speedup["algorithm"] == alg, "threads"])
-                             | set(p["threads"]))
+                             | (set(p["threads"]) if with_paper else set()))
         if len(m):
             yerr = np.vstack([m["speedup"] - m["speedup_ci_low"], m["speedup_ci_high"] - m["speedup"]])
             yerr = np.where(np.isfinite(yerr), np.clip(yerr, 0, None), 0)
@@ -304,7 +305,7 @@ def plot_speedup(speedup: pd.DataFrame, colours: ThreadColours, left_out: list[s
         if len(d):
             ax.plot(d["threads"], d["speedup"], ls="--", marker="D", ms=4, mfc="white", color="0.25", zorder=3,
                     label=f"mean of the cells reached ({int(d['n_games'].min())}-{int(d['n_games'].max())} games)")
-        if not p.empty and len(m) and m["paper_speedup"].notna().any():  # only beside a mean over Atari games
+        if with_paper:
             ax.plot(p["threads"], p["speedup"], ls="--", marker="s", ms=4, color="0.45",
                     label="paper, Table 2 (mean of 7 Atari games)")
         ax.plot(all_threads, all_threads, ls=":", color="0.6", label="ideal (linear)")
@@ -315,7 +316,11 @@ def plot_speedup(speedup: pd.DataFrame, colours: ThreadColours, left_out: list[s
         ax.set_xlabel("threads (actor-learners)")
         ax.set_ylabel("speedup (time of 1 thread / time of n)")
         ax.legend(fontsize=7, loc="upper left")
-    notes = ["Speedup: time for 1 thread to reach each game's reference score / time for n threads.",
-             "White markers: oversubscribed runs (more threads than the host's physical cores)."]
+    notes = ["Speedup: time for 1 thread to reach each game's reference score / time for n threads."]
+    if means["oversubscribed"].astype(bool).any():
+        notes.append("White markers: oversubscribed runs (more threads than the host's physical cores).")
+    if (means["speedup_ci_low"] == 0).any():
+        notes.append("An interval that runs off the bottom of the axis has a lower bound of 0: in some bootstrap "
+                     "resamples n threads never reach the reference.")
     notes += [n[0].upper() + n[1:] + "." for n in (left_out or [])]
     return finish(fig, "Speedup vs threads (cf. Table 2)", notes)
