@@ -114,7 +114,7 @@ SHIPPED_ENVS = ("CartPoleNoVelocity-v1",)
 def make_cartpole_no_velocity(**kwargs):
     """CartPole-v1 with the two velocities removed from the observation: [cart position, pole angle].
     A partially observable task (the velocities must be inferred from successive observations):
-    a memoryless policy cannot balance the pole for long, a recurrent one can (issue 14)."""
+    a memoryless policy cannot balance the pole for long, a recurrent one can."""
     import gymnasium as gym
 
     env = gym.make("CartPole-v1", **kwargs)

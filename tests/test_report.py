@@ -1,4 +1,4 @@
-"""The report (issue 4) on synthetic run folders with known answers.  Fast: no training, few bootstraps."""
+"""The report on synthetic run folders with known answers.  Fast: no training, few bootstraps."""
 
 from __future__ import annotations
 
@@ -594,7 +594,7 @@ def test_report_over_failed_runs_only_says_so(tmp_path):
 
 
 def test_the_command_line_reports_without_importing_torch():
-    """Importing torch costs 3-4 s of every command (issue 15: a cold report over 10,000 runs in
+    """Importing torch costs 3-4 s of every command (a cold report over 10,000 runs in
     30 s): the command line, the report, the gate, the suite and the sweep's plan import neither
     torch nor the environments; ``harness train`` still shows every algorithm's hyperparameters."""
     import subprocess

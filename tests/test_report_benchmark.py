@@ -1,4 +1,4 @@
-"""Benchmark (issue 4): a report over 10,000 synthetic runs of 200 episodes each in at most 30 s.
+"""Benchmark: a report over 10,000 synthetic runs of 200 episodes each in at most 30 s.
 
 Not part of ``make test`` (marker ``benchmark``); run with ``pytest -m benchmark tests/test_report_benchmark.py``.
 Writing the runs is not timed.  The first report is timed cold (no cache); a second report over the same

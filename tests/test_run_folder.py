@@ -1,4 +1,4 @@
-"""Reliability of one run folder (issue 11): one writer, resume only what matches, one line and an
+"""Reliability of one run folder: one writer, resume only what matches, one line and an
 honest status.json after any fault, and no finished episode lost or duplicated by a kill."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A real multi-node Ray cluster on this one host, loopback only (issue 16): a head node with no CPUs
+"""A real multi-node Ray cluster on this one host, loopback only: a head node with no CPUs
 and worker nodes with one CPU each, every node bound to 127.0.0.1 with its own scratch folder
 (``HARNESS_RAY_SCRATCH``), token authentication on (``RAY_AUTH_MODE=token``, a random token). The
 sweeps are the CLI a user runs, ``harness sweep SUITE --address 127.0.0.1:PORT``, in subprocesses.

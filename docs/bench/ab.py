@@ -1,4 +1,4 @@
-"""Before/after per-worker throughput of two source trees, interleaved (docs/BENCHMARKS.md, issue 15).
+"""Before/after per-worker throughput of two source trees, interleaved (docs/BENCHMARKS.md).
 
     git archive BASE --prefix=before/ | tar -x -C /tmp
     python docs/bench/ab.py --before /tmp/before --rounds 3 --env CartPole-v1 --algo a3c,one_step_q \\

@@ -18,7 +18,7 @@ buffer. No Python outside the loop's own bookkeeping. It then prints agent steps
 
 and each as a share of the environment's pace. When ``floor`` is below a target share, no eager-PyTorch
 implementation of this work meets it: it would take a compiled worker loop, another framework for the
-per-step path, or a cheaper environment call (docs/BENCHMARKS.md, issue 15).
+per-step path, or a cheaper environment call (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations

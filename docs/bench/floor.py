@@ -9,7 +9,7 @@ of the matrix products and convolutions, with every Python, dispatch and autogra
 left out), adds the environment's own step, and prints the highest frames/s per worker that any
 implementation calling those kernels could reach, as a fraction of the environment's frames/s.
 When that fraction is below a target, the target cannot be met by cutting overhead: only a smaller
-network, a different update, or faster kernels would move it (docs/BENCHMARKS.md, issue 15).
+network, a different update, or faster kernels would move it (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Leave-one-out check of the learning gate on repeated runs of the smoke suite (issue 13).
+"""Leave-one-out check of the learning gate on repeated runs of the smoke suite.
 
     python docs/bench/gate_crossval.py --base BASE_RESULTS --unchanged U1 U2 ... --planted P1 P2 ...
 

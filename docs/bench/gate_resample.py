@@ -1,4 +1,4 @@
-"""False-alarm rate of the learning gate, estimated from real runs by resampling (issue 13).
+"""False-alarm rate of the learning gate, estimated from real runs by resampling.
 
     python docs/bench/gate_resample.py FOLDER [FOLDER ...] --candidate-seeds 3 5 --draws 400
 

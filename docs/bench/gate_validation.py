@@ -1,4 +1,4 @@
-"""Does the learning gate pass an unchanged algorithm and catch a planted regression? (issue 13)
+"""Does the learning gate pass an unchanged algorithm and catch a planted regression?
 
     python docs/bench/gate_validation.py --reps 5 --out docs/bench/gate-validation.csv
 

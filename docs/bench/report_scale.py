@@ -1,4 +1,4 @@
-"""How long ``harness report`` takes over 10,000 runs, from the command line (issue 15).
+"""How long ``harness report`` takes over 10,000 runs, from the command line.
 
     python docs/bench/report_scale.py --runs /tmp/big --tree after=. --tree before=/tmp/before --rounds 2
 

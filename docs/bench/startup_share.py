@@ -1,4 +1,4 @@
-"""Share of a short-run sweep's core time that goes to training (docs/BENCHMARKS.md, issue 12).
+"""Share of a short-run sweep's core time that goes to training (docs/BENCHMARKS.md).
 
     python docs/bench/startup_share.py [SUITE] [--cores 2]
 

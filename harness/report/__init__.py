@@ -1,4 +1,4 @@
-"""The scaling report of the A3C paper's analyses over run folders (issue 4).
+"""The scaling report of the A3C paper's analyses over run folders.
 
 Public API::
 
