@@ -73,6 +73,12 @@ class BenchRow:
     # drifts with the machine as little as the environment does (docs/BENCHMARKS.md)
     bound_share: float = 0.0  # bound_fps / env_fps
     train_share: float = 0.0  # train_fps_per_worker / env_fps
+    # policy lag in (d): other workers' updates applied between a worker's sync and its own update
+    # (status.json "policy_lag"; the mean is about threads - 1 by counting, the rest is the distribution)
+    lag_mean: float = 0.0
+    lag_median: float = 0.0
+    lag_p95: float = 0.0
+    lag_max: float = 0.0
 
 
 def _timed_loop(seconds: float, body) -> tuple[int, float]:
@@ -166,6 +172,7 @@ def measure_training(cfg: RunConfig, seconds: float, hogwild: bool = True) -> di
         status = store.read_json(Path(tmp) / "status.json") or {}
     fps = status.get("steady_frames_per_second") or status.get("frames_per_second") or 0.0
     return {"train_fps": float(fps), "memory": status.get("memory", {}), "phases": status.get("phases") or {},
+            "policy_lag": status.get("policy_lag") or {},
             "oversubscribed": bool(status.get("host", {}).get("oversubscribed", False))}
 
 
@@ -215,11 +222,14 @@ def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: floa
                 **{f"train_{k}": round(float(ph.get(k, 0.0)), 3) for k in PHASE_KEYS},
                 bound_share=round(comp["bound_fps"] / comp["env_fps"], 4),
                 train_share=round(per_worker / comp["env_fps"], 4),
+                **{f"lag_{k}": float(d["policy_lag"].get(k, 0.0)) for k in ("mean", "median", "p95", "max")},
             ))
             log(f"{algo} threads={n}{'' if hogwild else ' (unshared control)'}: {d['train_fps']:,.0f} frames/s "
                 f"({per_worker:,.0f} per worker), efficiency {rows[-1].efficiency:.2f}, training/bound "
                 f"{rows[-1].train_over_bound:.2f}; ms per segment: sync {rows[-1].train_sync_ms:.2f}, act "
-                f"{rows[-1].train_act_ms:.2f}, learn {rows[-1].train_learn_ms:.2f}, update {rows[-1].train_update_ms:.2f}"
+                f"{rows[-1].train_act_ms:.2f}, learn {rows[-1].train_learn_ms:.2f}, update {rows[-1].train_update_ms:.2f}; "
+                f"policy lag mean {rows[-1].lag_mean:.2f}, median {rows[-1].lag_median:.0f}, p95 {rows[-1].lag_p95:.0f}, "
+                f"max {rows[-1].lag_max:.0f}"
                 + ("  [OVERSUBSCRIBED]" if d["oversubscribed"] else ""))
     return {
         "schema_version": SCHEMA_VERSION,
@@ -302,7 +312,7 @@ def write_outputs(result: dict, out: Path) -> tuple[Path, Path]:
 def format_table(result: dict) -> str:
     cols = ["algorithm", "threads", "sharing", "env_fps", "act_fps", "learn_ms", "bound_fps", "train_fps",
             "train_fps_per_worker", "efficiency", "train_over_bound", "bound_share", "train_share", "train_act_ms",
-            "train_learn_ms", "train_update_ms", "peak_worker_rss_mb"]
+            "train_learn_ms", "train_update_ms", "lag_mean", "lag_p95", "lag_max", "peak_worker_rss_mb"]
     lines = [" | ".join(cols), " | ".join("---" for _ in cols)]
     for r in result["rows"]:
         lines.append(" | ".join(_cell(c, r.get(c, "")) for c in cols))
@@ -314,6 +324,8 @@ def _cell(column: str, value) -> str:
         return str(value)
     if column in ("efficiency", "train_over_bound"):
         return f"{value:.3g}"
+    if column.startswith("lag_"):
+        return f"{value:.2f}" if column == "lag_mean" else f"{value:.0f}"
     return f"{value:,.2f}" if column.endswith("_ms") else f"{value:,.1f}"
 
 

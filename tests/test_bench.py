@@ -35,6 +35,7 @@ def test_bench_cli_writes_json_and_csv(tmp_path):
         # phases are timed after each worker's first 1,000 steps, which a 0.5 s run on a loaded machine may
         # not reach: 0.0 then (test_bench_rows_carry_the_runs_phases checks the values themselves)
         assert min(r["train_act_ms"], r["train_learn_ms"], r["train_update_ms"]) >= 0
+        assert r["lag_mean"] == r["lag_median"] == r["lag_p95"] == r["lag_max"] == 0.0  # one worker never lags
     csv = pd.read_csv(out.with_suffix(".csv"))
     assert set(csv.columns) == ROW_KEYS and len(csv) == 2
     # the same file is a valid baseline: comparing a result with itself passes
@@ -74,6 +75,15 @@ def test_bench_rows_carry_the_runs_phases(monkeypatch, tmp_path):
     monkeypatch.setattr(bench, "train", fake_train)
     got = bench.measure_training(make_run_config(algorithm="a3c", env="CartPole-v1"), 1.0)
     assert got["train_fps"] == 1000.0 and got["phases"] == phases
+    lag = {"updates": 10, "mean": 1.2, "median": 1, "p95": 3, "max": 7, "histogram": [], "workers": []}
+
+    def fake_train_with_lag(cfg, out_dir, **kw):
+        store.write_json_atomic(out_dir / "status.json", {"state": "done", "frames_per_second": 900.0,
+                                                          "phases": phases, "policy_lag": lag})
+        return RunResult("done", None, 1000, 1.0, out_dir)
+
+    monkeypatch.setattr(bench, "train", fake_train_with_lag)
+    assert bench.measure_training(make_run_config(algorithm="a3c", env="CartPole-v1"), 1.0)["policy_lag"] == lag
 
 
 def _result(ratio, eff, sharing=None):

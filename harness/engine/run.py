@@ -33,6 +33,7 @@ from algorithms.base import forward
 from harness import store
 from harness.config import RunConfig, identity_differences
 from harness.engine.shared import OptimizerState, flatten_into
+from harness.engine import lag
 from harness.engine.worker import SharedState, worker_main
 from harness.envs import make_env
 from harness.evaluate import evaluate, summarize
@@ -361,7 +362,8 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
     stop = ctx.Event()
     msgs, channel = ctx.Pipe(duplex=False)  # workers write (worker.send), the supervisor reads
     t_start = time.time()
-    shared = SharedState(params, target, opt_state.stats, cfg.optimizer, counter, stop, channel, t_start - elapsed0, hogwild)
+    shared = SharedState(params, target, opt_state.stats, cfg.optimizer, counter, stop, channel, t_start - elapsed0,
+                         ctx.Value("q", 0), hogwild)
 
     state, error = "running", None
     recent = collections.deque(maxlen=max(cfg.engine.stop_window, 1))
@@ -374,6 +376,7 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
     first_update: float | None = None  # wall time of the first update (workers started)
     memory = {"peak_worker_rss_mb": 0.0, "peak_total_rss_mb": 0.0}
     phases: dict[int, dict] = {}  # rank -> where that worker's time went (worker.PhaseTimes)
+    lags: dict[int, list] = {}  # rank -> that worker's policy-lag histogram (engine.lag)
 
     def save_checkpoint(frames: int, wall: float) -> None:
         """Atomically: write checkpoint.tmp, fsync, keep the current checkpoint as the previous one,
@@ -417,6 +420,8 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
                 state, error = "diverged", payload[1]
             elif kind == "phases":
                 phases[payload[0]] = payload[1]
+            elif kind == "lag":
+                lags[payload[0]] = payload[1]
             elif kind == "memory":  # a worker's own peak, reported as it ends
                 memory["peak_worker_rss_mb"] = max(memory["peak_worker_rss_mb"], payload[1])
             elif kind == "started" and frames0 == 0 and status.get("startup_seconds") is None:
@@ -489,7 +494,7 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
         status.update(frames_done=T, wall_seconds=round(wall, 3),
                       frames_per_second=round((T - frames0) / (wall - elapsed0), 1) if wall > elapsed0 else None,
                       steady_frames_per_second=round((T - steady[0]) / (wall - steady[1]), 1) if steady and wall > steady[1] else None,
-                      memory=memory, phases=_mean_phases(phases))
+                      memory=memory, phases=_mean_phases(phases), policy_lag=_policy_lag(lags))
         try:
             if state in ("done", "interrupted") and T > frames0:
                 save_checkpoint(T, wall)
@@ -530,6 +535,18 @@ def _mean_phases(phases: dict[int, dict]) -> dict | None:
     mean.update(segments=total, steps=sum(p["steps"] for p in phases.values()),
                 workers=[{"worker": r, **phases[r]} for r in sorted(phases)])
     return mean
+
+
+def _policy_lag(lags: dict[int, list]) -> dict | None:
+    """status.json ``policy_lag``: the summary of every worker's lags together, its histogram, and
+    each worker's own summary (``engine.lag``); ``None`` when no worker reported (a run that ended
+    before its workers did)."""
+    merged = lag.merge(lags.values())
+    total = lag.summary(merged)
+    if total is None:
+        return None
+    return {**total, "histogram": merged,
+            "workers": [{"worker": r, **(lag.summary(lags[r]) or {"updates": 0})} for r in sorted(lags)]}
 
 
 def _sample_memory(procs, memory: dict) -> None:

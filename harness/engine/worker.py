@@ -36,6 +36,7 @@ class SharedState:
     stop: Any  # multiprocessing.Event
     channel: Any  # multiprocessing Connection: the write end of the pipe to the supervisor (see send)
     t0: float  # time.time() at which the run's wall clock reads 0 (earlier on resume)
+    updates: Any  # multiprocessing.Value('q'): updates applied to θ so far in this session (policy lag, engine.lag)
     #: False only in the benchmark control (``train(..., hogwild=False)``): each worker then updates
     #: a private copy of θ and of the optimizer statistics, and no shared model is trained
     hogwild: bool = True
@@ -138,6 +139,7 @@ def send(shared: SharedState, message: tuple) -> None:
 
 def _run(rank: int, config: dict, shared: SharedState) -> None:
     from harness.config import RunConfig
+    from harness.engine.lag import LagCounter, SharedUpdates
     from harness.engine.shared import FlatOptimizer, OptimizerState, attach_flat_grad, clip_grad_norm_, flatten_into, linear_lr
     from harness.envs import make_env
     from harness.plugins import load_algorithm
@@ -173,6 +175,7 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
     target_every = int(cfg.hyperparameters.get("target_update_frames", 40_000))
     clip_rewards = cfg.env_settings.clip_rewards
     counter, stop, channel = shared.counter, shared.stop, shared.channel
+    updates, lags = SharedUpdates(shared.updates), LagCounter()
 
     collector = SegmentCollector(env, algo, t_max, clip_rewards, seed=env_seed, rng=rng)
     T = counter.value
@@ -183,6 +186,7 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
 
     while not stop.is_set() and T < budget:
         t0 = clock()
+        u0 = updates.before_sync()  # before θ' ← θ: an update landing during the copy counts as lag
         local.copy_(params)  # θ' ← θ
         t1 = clock()
         seg, finished = collector.collect(net, T, rng)
@@ -212,6 +216,7 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
                     channel.send(("episode", {"frames": T, "wall_seconds": now, "worker": rank, "return": ret, "length": length}))
         t4 = clock()
         opt.step(params, grad, linear_lr(lr0, T, budget))
+        lags.add(updates.applied(u0))  # policy lag: the other workers' updates applied since u0
         if started is None:  # the end of start-up: this worker's first update
             started = round(time.time() - shared.t0, 3)
             send(shared, ("started", rank, started))
@@ -223,6 +228,7 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
         else:
             phases.add((t1 - t0, t2 - t1, t3 - t2, t5 - t4, t4 - t3), len(seg))
     send(shared, ("phases", rank, phases.to_dict()))
+    send(shared, ("lag", rank, lags.histogram()))
     send(shared, ("memory", rank, peak_rss_mb()))  # the supervisor's samples miss workers of sub-second runs
     env.close()
 

@@ -265,6 +265,8 @@ def _number(value, default=float("nan")) -> float:
 
 #: status.json "phases": where the workers' time went, ms per segment (NaN for runs without it)
 PHASE_COLUMNS = ("sync_ms", "act_ms", "learn_ms", "update_ms")
+#: status.json "policy_lag": other workers' updates applied between a worker's sync and its update
+LAG_COLUMNS = ("lag_mean", "lag_median", "lag_p95", "lag_max")
 
 
 def frames_per_second(run: Run) -> float:
@@ -292,6 +294,7 @@ def run_table(runs: list[Run], baseline: str = "no-op", window_frac: float = FIN
     for i, r in enumerate(runs):
         host = r.status.get("host") if isinstance(r.status.get("host"), dict) else {}
         phases = r.status.get("phases") if isinstance(r.status.get("phases"), dict) else {}
+        lag = r.status.get("policy_lag") if isinstance(r.status.get("policy_lag"), dict) else {}
         rows.append({
             "run": i,
             "path": str(r.path),
@@ -313,6 +316,7 @@ def run_table(runs: list[Run], baseline: str = "no-op", window_frac: float = FIN
             "wall_seconds": _number(r.status.get("wall_seconds")),
             "frames_per_second": frames_per_second(r),
             **{k: _number(phases.get(k)) for k in PHASE_COLUMNS},
+            **{k: _number(lag.get(k[4:])) for k in LAG_COLUMNS},
             "oversubscribed": bool(host.get("oversubscribed", False)),
             "hostname": host.get("hostname"),
             "physical_cores": host.get("physical_cores"),

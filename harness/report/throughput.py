@@ -7,7 +7,11 @@ not fail counts (running runs too: their rate so far is a valid measurement).  P
 runs (all games) with a 95% bootstrap CI; the ideal line is n x the 1-thread mean.  Runs with more
 threads than physical cores (``host.oversubscribed``) are drawn hollow and flagged in the table.
 The table also gives where the workers' time went (``status.json`` ``phases``, ms per segment, mean
-over the runs that recorded it): the shared update growing with threads is the price of Hogwild.
+over the runs that recorded it): the shared update growing with threads is the price of Hogwild; and
+the policy lag (``status.json`` ``policy_lag``: other workers' updates applied between a worker's
+θ' ← θ and its own update): the mean over runs of each run's mean, median and 95th percentile, and the
+largest lag of any run. Its mean is about threads − 1 by counting; oversubscription shows in the
+median (lower) and the tail (higher) than N workers on N cores give.
 """
 
 from __future__ import annotations
@@ -19,14 +23,14 @@ import pandas as pd
 from matplotlib.patches import Patch
 
 from harness.report.cache import BootstrapCache
-from harness.report.scores import PHASE_COLUMNS
+from harness.report.scores import LAG_COLUMNS, PHASE_COLUMNS
 from harness.report.style import (ThreadColours, algorithm_label, algorithm_order, bottom_legend, finish,
                                   log2_threads_axis, panel_grid, plain_log_axis)
 from harness.stats import percentile_interval
 
 THROUGHPUT_COLUMNS = ["algorithm", "threads", "frames_per_second", "ci_low", "ci_high", "throughput_speedup",
                       "ideal_speedup", "parallel_efficiency", "n_runs", "oversubscribed", "physical_cores",
-                      *PHASE_COLUMNS]
+                      *PHASE_COLUMNS, *LAG_COLUMNS]
 
 
 def throughput_table(table: pd.DataFrame, reps: int, cache: BootstrapCache | None) -> pd.DataFrame:
@@ -50,7 +54,9 @@ def throughput_table(table: pd.DataFrame, reps: int, cache: BootstrapCache | Non
                      "ci_low": lo, "ci_high": hi, "n_runs": int(fps.size),
                      "oversubscribed": bool(g["oversubscribed"].any()),
                      "physical_cores": int(cores.min()) if cores.notna().any() else np.nan,
-                     **{k: _mean_or_nan(g[k]) if k in g else np.nan for k in PHASE_COLUMNS}})
+                     **{k: _mean_or_nan(g[k]) if k in g else np.nan for k in PHASE_COLUMNS},
+                     **{k: (_max_or_nan if k == "lag_max" else _mean_or_nan)(g[k]) if k in g else np.nan
+                        for k in LAG_COLUMNS}})
     out = pd.DataFrame(rows, columns=THROUGHPUT_COLUMNS)
     order = algorithm_order(out["algorithm"])
     out = out.sort_values(["algorithm", "threads"], key=lambda s: s.map(order.index) if s.name == "algorithm" else s,
@@ -67,6 +73,11 @@ def throughput_table(table: pd.DataFrame, reps: int, cache: BootstrapCache | Non
 def _mean_or_nan(values: pd.Series) -> float:
     v = pd.to_numeric(values, errors="coerce").dropna()
     return float(v.mean()) if len(v) else np.nan
+
+
+def _max_or_nan(values: pd.Series) -> float:
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    return float(v.max()) if len(v) else np.nan
 
 
 def plot_throughput(tp: pd.DataFrame, colours: ThreadColours):
