@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from harness.config import OPTIMIZERS, ConfigError, EngineSettings, EvalSettings, make_run_config
+from harness.config import OPTIMIZERS, SCHEDULES, ConfigError, EngineSettings, EvalSettings, make_run_config
 from harness.envs import EnvSettings
 from harness.errors import HarnessError  # noqa: F401 - part of this module's interface
 
@@ -164,15 +164,22 @@ def run_one(cfg, out: Path, resume: bool = True, label: str = "") -> int:
 @cli.command(cls=_TrainCommand)
 @click.option("--algo", "algorithm", required=True, help="one_step_q, one_step_sarsa, n_step_q, a3c, a3c_lstm, or module:Class")
 @click.option("--env", required=True, help="Atari game (Pong, ALE/Pong-v5) or gymnasium id (CartPole-v1)")
-@click.option("--threads", type=int, default=1, show_default=True, help="actor-learner processes")
+@click.option("--threads", type=int, default=1, show_default=True, help="actor-learners (the paper's threads)")
 @click.option("--lr", type=float, default=None, help="initial learning rate [default: the algorithm's for this observation kind]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--frames", type=_IntLike(), default=1_000_000, show_default=True, help="budget in emulator frames (4 per step on Atari)")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="shared_rmsprop", show_default=True)
+@click.option("--schedule", type=click.Choice(SCHEDULES), default="hogwild", show_default=True,
+              help="hogwild: a process per actor-learner; virtual: N actor-learners on N modelled cores, in one "
+                   "process, in the order N real cores would apply their updates (README 'Schedules')")
+@click.option("--time-model", "time_model", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="schedule virtual: per-step and per-update costs from this harness bench record (JSON) instead "
+                   "of the defaults for the kind of task and method")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="run folder")
 @click.option("--fresh", is_flag=True, help="ignore an existing checkpoint in --out and start from scratch")
 @click.option("--env-module", "env_modules", multiple=True, help="module that registers gymnasium envs on import, or module:function to call (minatar.gym:register_envs)")
-def train(algorithm, env, threads, lr, seed, frames, optimizer, out, fresh, env_modules, **kwargs) -> None:
+def train(algorithm, env, threads, lr, seed, frames, optimizer, schedule, time_model, out, fresh, env_modules,
+          **kwargs) -> None:
     """Train one run into OUT (config.json, status.json, episodes.csv, evals.csv).
 
     Running it again resumes the same run from its checkpoint (a finished one is left as it is);
@@ -185,6 +192,7 @@ def train(algorithm, env, threads, lr, seed, frames, optimizer, out, fresh, env_
             algorithm=algorithm, env=env, threads=threads, lr=lr, seed=seed, frames=frames,
             optimizer=optimizer, hyperparameters=groups["hp"], env_settings=groups["env"],
             engine=groups["engine"], eval=groups["eval"], env_modules=tuple(env_modules),
+            schedule=schedule, time_model=time_model,
         )
     except ConfigError as exc:
         raise HarnessError(str(exc)) from None

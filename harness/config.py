@@ -12,6 +12,10 @@ from harness.envs import EnvError, EnvSettings, EnvSpec, resolve_env
 
 SCHEMA_VERSION = 1
 OPTIMIZERS = ("shared_rmsprop", "rmsprop", "momentum_sgd")
+#: how the actor-learners' updates are scheduled (README "Schedules"): real asynchronous workers, one
+#: per process; N workers on N modelled cores, in one process (engine.virtual); N environments in
+#: lockstep against one θ, one combined update (engine.sync)
+SCHEDULES = ("hogwild", "virtual")
 
 
 class ConfigError(ValueError):
@@ -63,6 +67,9 @@ class RunConfig:
     #: run uses ``seed``; a sweep derives one per run from the suite name and run id
     #: (:func:`derive_run_seed`), so every run of a grid is its own experiment.
     run_seed: int | None = None
+    schedule: str = "hogwild"
+    #: the virtual schedule's time model (harness.timemodel), fixed before the run; None otherwise
+    time_model: dict[str, Any] | None = None
 
     def __post_init__(self):
         if self.run_seed is None:
@@ -89,6 +96,8 @@ class RunConfig:
             "env_modules": list(self.env_modules),
             "suite": self.suite,
             "run_id": self.run_id,
+            "schedule": self.schedule,
+            "time_model": None if self.time_model is None else dict(self.time_model),
         }
 
     @classmethod
@@ -110,6 +119,8 @@ class RunConfig:
             suite=d.get("suite"),
             run_id=d.get("run_id"),
             run_seed=d.get("run_seed"),
+            schedule=d.get("schedule") or "hogwild",
+            time_model=d.get("time_model"),
         )
 
     @classmethod
@@ -155,6 +166,8 @@ def make_run_config(
     suite: str | None = None,
     run_id: str | None = None,
     run_seed: int | None = None,
+    schedule: str = "hogwild",
+    time_model: dict[str, Any] | str | Path | None = None,
 ) -> RunConfig:
     """Validate every value and fill in defaults. Raises :class:`ConfigError` with one line."""
     from harness.plugins import AlgorithmError, load_algorithm  # imports torch: only when a run is configured
@@ -182,6 +195,10 @@ def make_run_config(
         lr = algo_cls.default_lr[kind]
     if not lr > 0:
         raise ConfigError(f"learning rate must be > 0, got {lr!r}")
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+    seed_of_run = int(seed) if run_seed is None else int(run_seed)
+    model = _time_model(schedule, time_model, algorithm, spec, seed_of_run)
     return RunConfig(
         algorithm=algorithm,
         env=env,
@@ -199,13 +216,47 @@ def make_run_config(
         suite=suite,
         run_id=run_id,
         run_seed=None if run_seed is None else int(run_seed),
+        schedule=schedule,
+        time_model=model,
     )
+
+
+def _time_model(schedule: str, model, algorithm: str, spec: EnvSpec, run_seed: int) -> dict[str, Any] | None:
+    """The virtual schedule's time model: given (a dict, as config.json holds it), from a ``harness
+    bench`` record (a path), or the defaults for the kind of task and method."""
+    from harness import timemodel
+
+    if schedule != "virtual":
+        if model is not None:
+            raise ConfigError(f"a time model applies to schedule virtual only, not {schedule}: drop it or use "
+                              "--schedule virtual")
+        return None
+    try:
+        if isinstance(model, dict):
+            return timemodel.validate(model)
+        if model is not None:
+            return timemodel.from_bench(model, algorithm, spec.frames_per_step, run_seed)
+        return timemodel.default(timemodel.task_kind(spec.is_atari, _observation_shape(spec)), algorithm, run_seed)
+    except timemodel.TimeModelError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _observation_shape(spec: EnvSpec) -> tuple[int, ...]:
+    if spec.is_atari:
+        return (4, 84, 84)
+    import gymnasium as gym
+
+    env = gym.make(spec.env_id)
+    try:
+        return tuple(env.observation_space.shape or ())
+    finally:
+        env.close()
 
 
 #: What makes two configurations the same run (everything that changes the result). Evaluation,
 #: checkpoint and stopping settings may change between a run and its resumption.
 IDENTITY_KEYS = ("algorithm", "env_id", "threads", "lr", "seed", "run_seed", "frames", "optimizer",
-                 "hyperparameters", "env_settings")
+                 "hyperparameters", "env_settings", "schedule", "time_model")
 
 
 def identity_differences(on_disk: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
@@ -222,6 +273,8 @@ def identity_differences(on_disk: dict[str, Any], wanted: dict[str, Any]) -> lis
     want = {k: norm(wanted.get(k)) for k in IDENTITY_KEYS}
     if have["run_seed"] is None:
         have["run_seed"] = have["seed"]
+    if have["schedule"] is None:  # written before schedules existed: a Hogwild run
+        have["schedule"] = "hogwild"
     out = []
     for key in IDENTITY_KEYS:
         w, h = want[key], have[key]

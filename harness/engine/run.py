@@ -34,6 +34,7 @@ from harness import store
 from harness.config import RunConfig, identity_differences
 from harness.engine.shared import OptimizerState, flatten_into
 from harness.engine import lag
+from harness.engine.virtual import virtual_main
 from harness.engine.worker import SharedState, worker_main
 from harness.envs import make_env
 from harness.evaluate import evaluate, summarize
@@ -290,7 +291,7 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
         _mark_failed(out_dir, msg, previous or {"schema_version": 1, "started_at": store.utc_now()})
         raise RunFolderError(msg, exit_code=1) from None
 
-    frames0, elapsed0, snapshots = 0, 0.0, []
+    frames0, elapsed0, snapshots, virtual0 = 0, 0.0, [], 0.0
     ckpt_path = out_dir / CHECKPOINT
     try:
         ckpt = _load_checkpoint(out_dir, params.numel(), warn) if resume else None
@@ -300,6 +301,7 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
                 target.copy_(ckpt["target"])
             opt_state.stats.copy_(ckpt["opt_stats"])
             frames0, elapsed0, snapshots = int(ckpt["frames"]), float(ckpt["wall_seconds"]), list(ckpt["snapshots"])
+            virtual0 = float(ckpt.get("virtual_seconds") or 0.0)
             try:
                 dropped = store.truncate_csv_after(out_dir / "episodes.csv", frames0, store.EPISODE_COLUMNS)
             except store.CsvError as exc:
@@ -339,7 +341,9 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
         "resumed_from_frames": frames0 or None,
         # wall seconds from the run's start to its first update (kept from the first start on resume)
         "startup_seconds": previous.get("startup_seconds") if frames0 else None,
-        "host": store.host_info(cfg.threads),
+        # one process runs every virtual or synchronous actor-learner: only Hogwild can oversubscribe
+        "host": store.host_info(cfg.threads if cfg.schedule == "hogwild" else 1),
+        "schedule": cfg.schedule,
         "versions": store.versions(),
         "pid": os.getpid(),
         "hogwild": hogwild,
@@ -362,8 +366,10 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
     stop = ctx.Event()
     msgs, channel = ctx.Pipe(duplex=False)  # workers write (worker.send), the supervisor reads
     t_start = time.time()
+    clock = ctx.Value("d", virtual0)  # the virtual schedule's clock (engine.virtual)
+    virtual = cfg.schedule == "virtual"
     shared = SharedState(params, target, opt_state.stats, cfg.optimizer, counter, stop, channel, t_start - elapsed0,
-                         ctx.Value("q", 0), hogwild)
+                         ctx.Value("q", 0), clock, hogwild)
 
     state, error = "running", None
     recent = collections.deque(maxlen=max(cfg.engine.stop_window, 1))
@@ -387,7 +393,7 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
                 torch.save(
                     {"frames": frames, "wall_seconds": wall, "params": params.clone(),
                      "target": None if target is None else target.clone(), "opt_stats": opt_state.stats.clone(),
-                     "snapshots": snapshots},
+                     "snapshots": snapshots, "virtual_seconds": clock.value},
                     f,
                 )
                 f.flush()
@@ -433,8 +439,9 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
     with _Signals() as signals:
         try:
             if frames0 < cfg.frames:
-                for rank in range(cfg.threads):
-                    p = ctx.Process(target=worker_main, args=(rank, cfg.to_dict(), shared), name=f"harness-worker-{rank}", daemon=True)
+                entry, processes = SCHEDULE_ENTRIES[cfg.schedule], cfg.threads if cfg.schedule == "hogwild" else 1
+                for rank in range(processes):
+                    p = ctx.Process(target=entry, args=(rank, cfg.to_dict(), shared), name=f"harness-worker-{rank}", daemon=True)
                     p.start()
                     procs.append(p)
             while state == "running":
@@ -468,7 +475,7 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
                 if steady is None and T > frames0 + cfg.threads * 1000 * cfg.env_spec.frames_per_step:
                     steady = (T, wall)  # every worker is past start-up: measure throughput from here
                 if next_snapshot is not None and T >= next_snapshot:
-                    snapshots.append((T, wall, params.clone()))
+                    snapshots.append((T, clock.value if virtual else wall, params.clone()))
                     next_snapshot = (T // every + 1) * every
                 if cfg.engine.checkpoint_seconds and now - last_ckpt >= cfg.engine.checkpoint_seconds:
                     save_checkpoint(T, wall)
@@ -495,13 +502,18 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
                       frames_per_second=round((T - frames0) / (wall - elapsed0), 1) if wall > elapsed0 else None,
                       steady_frames_per_second=round((T - steady[0]) / (wall - steady[1]), 1) if steady and wall > steady[1] else None,
                       memory=memory, phases=_mean_phases(phases), policy_lag=_policy_lag(lags))
+        if virtual:  # what N cores would have taken under the time model (README "Schedules")
+            status.update(virtual_seconds=round(clock.value, 3),
+                          virtual_frames_per_second=round((T - frames0) / (clock.value - virtual0), 1)
+                          if clock.value > virtual0 else None)
         try:
             if state in ("done", "interrupted") and T > frames0:
                 save_checkpoint(T, wall)
             if state == "done":
                 status["phase"] = "evaluating"  # state stays "running" until evals.csv is complete
                 store.write_json_atomic(out_dir / "status.json", status)
-                interrupted = _evaluate_all(cfg, algo, net, params, probe_env, snapshots, T, wall, out_dir, signals)
+                interrupted = _evaluate_all(cfg, algo, net, params, probe_env, snapshots, T,
+                                            clock.value if virtual else wall, out_dir, signals)
                 if interrupted:
                     state, error = "interrupted", "interrupted during evaluation"
         except OSError as exc:
@@ -515,6 +527,11 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
         if state != "failed":
             state, error = "failed", describe_os_error(exc, "writing status.json", resume_hint)
     return RunResult(state, error, T, wall, out_dir)
+
+
+#: the process entry point of each schedule (config.SCHEDULES): Hogwild starts one per worker, the
+#: others one in all
+SCHEDULE_ENTRIES = {"hogwild": worker_main, "virtual": virtual_main}
 
 
 def initial_network(cfg: RunConfig, algo, env) -> torch.nn.Module:

@@ -37,6 +37,7 @@ class SharedState:
     channel: Any  # multiprocessing Connection: the write end of the pipe to the supervisor (see send)
     t0: float  # time.time() at which the run's wall clock reads 0 (earlier on resume)
     updates: Any  # multiprocessing.Value('q'): updates applied to θ so far in this session (policy lag, engine.lag)
+    clock: Any  # multiprocessing.Value('d'): the virtual schedule's clock in seconds (engine.virtual); unused otherwise
     #: False only in the benchmark control (``train(..., hogwild=False)``): each worker then updates
     #: a private copy of θ and of the optimizer statistics, and no shared model is trained
     hogwild: bool = True
@@ -106,8 +107,10 @@ def _die_with_parent() -> None:
         pass
 
 
-def worker_main(rank: int, config: dict, shared: SharedState) -> None:
-    """Entry point of worker ``rank`` (forked or spawned by the supervisor)."""
+def worker_main(rank: int, config: dict, shared: SharedState, body=None) -> None:
+    """Entry point of worker ``rank`` (forked or spawned by the supervisor); ``body`` is the schedule's
+    loop (default: one asynchronous actor-learner, ``_run``)."""
+    run = body or _run
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker would inherit the supervisor's handler
@@ -118,9 +121,9 @@ def worker_main(rank: int, config: dict, shared: SharedState) -> None:
         if profile_dir:  # cProfile each worker into PROFILE_DIR/worker-<rank>.prof (docs/BENCHMARKS.md)
             import cProfile
 
-            cProfile.runctx("_run(rank, config, shared)", globals(), locals(), f"{profile_dir}/worker-{rank}.prof")
+            cProfile.runctx("run(rank, config, shared)", globals(), locals(), f"{profile_dir}/worker-{rank}.prof")
         else:
-            _run(rank, config, shared)
+            run(rank, config, shared)
     except BaseException:  # noqa: BLE001 - report everything, then exit non-zero
         try:
             send(shared, ("error", rank, traceback.format_exc(limit=8)))
@@ -137,21 +140,68 @@ def send(shared: SharedState, message: tuple) -> None:
         shared.channel.send(message)
 
 
+class Diverged(Exception):
+    """A segment's loss or gradient norm is not finite: the run has diverged (the message says where)."""
+
+
+class Actor:
+    """One actor-learner's own things, as the paper gives each thread: its environment (seeded from
+    the run seed and its index), its random stream, its algorithm instance (its exploration, e.g. a
+    final ε), its segment collector and its row of the optimizer statistics. A worker process holds
+    one; the virtual schedule holds N in one process (``engine.virtual``), built in the same order so
+    that actor ``rank`` draws the same random numbers either way."""
+
+    def __init__(self, rank: int, cfg, opt_stats: torch.Tensor, optimizer: str):
+        from harness.engine.shared import FlatOptimizer, OptimizerState
+        from harness.envs import make_env
+        from harness.plugins import load_algorithm
+
+        self.rank = rank
+        env_seed, self.seed = worker_seeds(cfg.run_seed, rank)
+        self.rng = np.random.default_rng(self.seed)
+        algo_cls = load_algorithm(cfg.algorithm)
+        self.algo = algo_cls(algo_cls.Hyperparameters(**cfg.hyperparameters))
+        self.env = make_env(cfg.env_spec, cfg.env_settings)
+        self.opt = FlatOptimizer(OptimizerState(optimizer, opt_stats), rank,
+                                 cfg.engine.rmsprop_alpha, cfg.engine.rmsprop_eps, cfg.engine.momentum)
+        self.t_max = int(cfg.hyperparameters.get("t_max", 5))
+        self.env_seed = env_seed
+        self.collector: SegmentCollector | None = None
+
+    def start(self, clip_rewards: bool) -> None:
+        """After the network exists (its construction may draw from torch's generator, never from ours)."""
+        self.algo.init_worker(self.rank, self.rng)
+        self.collector = SegmentCollector(self.env, self.algo, self.t_max, clip_rewards, seed=self.env_seed, rng=self.rng)
+
+
+def compute_gradient(algo, net, target_net, seg: Segment, grad: torch.Tensor, clip_norm: float,
+                     where: str) -> None:
+    """The segment's loss, backpropagated into the flat gradient ``grad`` and clipped to a global
+    norm of ``clip_norm``; raises :class:`Diverged` (naming ``where``) when the loss or the norm is not finite."""
+    from harness.engine.shared import clip_grad_norm_
+
+    loss, _ = algo.loss(net, target_net, seg)
+    loss_value = float(loss.detach())
+    if not math.isfinite(loss_value):
+        raise Diverged(f"{where}: non-finite loss {loss_value}")
+    grad.zero_()
+    loss.backward()
+    if not math.isfinite(clip_grad_norm_(grad, clip_norm)):
+        raise Diverged(f"{where}: non-finite gradient norm")
+
+
 def _run(rank: int, config: dict, shared: SharedState) -> None:
     from harness.config import RunConfig
     from harness.engine.lag import LagCounter, SharedUpdates
-    from harness.engine.shared import FlatOptimizer, OptimizerState, attach_flat_grad, clip_grad_norm_, flatten_into, linear_lr
-    from harness.envs import make_env
-    from harness.plugins import load_algorithm
+    from harness.engine.shared import attach_flat_grad, flatten_into, linear_lr
 
     cfg = RunConfig.from_dict(config)
-    env_seed, seed = worker_seeds(cfg.run_seed, rank)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-
-    algo_cls = load_algorithm(cfg.algorithm)
-    algo = algo_cls(algo_cls.Hyperparameters(**cfg.hyperparameters))
-    env = make_env(cfg.env_spec, cfg.env_settings)
+    params, opt_stats = shared.params, shared.opt_stats
+    if not shared.hogwild:  # benchmark control: the same work on unshared memory
+        params, opt_stats = params.clone(), opt_stats.clone()
+    actor = Actor(rank, cfg, opt_stats, shared.optimizer)
+    torch.manual_seed(actor.seed)
+    algo, env, rng, opt = actor.algo, actor.env, actor.rng, actor.opt
     net = algo.build_network(env.observation_space, env.n_actions)
     local = flatten_into(net)  # θ'
     grad = attach_flat_grad(net)  # dθ
@@ -160,24 +210,16 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
         target_net = algo.build_network(env.observation_space, env.n_actions)
         flatten_into(target_net, shared.target)  # reads the shared θ⁻ in place
         target_net.requires_grad_(False)
-    params, opt_stats = shared.params, shared.opt_stats
-    if not shared.hogwild:  # benchmark control: the same work on unshared memory
-        params, opt_stats = params.clone(), opt_stats.clone()
-    opt = FlatOptimizer(
-        OptimizerState(shared.optimizer, opt_stats), rank,
-        cfg.engine.rmsprop_alpha, cfg.engine.rmsprop_eps, cfg.engine.momentum,
-    )
-    algo.init_worker(rank, rng)
+    actor.start(cfg.env_settings.clip_rewards)
 
-    t_max = int(cfg.hyperparameters.get("t_max", 5))
+    t_max = actor.t_max
     frames_per_step = cfg.env_spec.frames_per_step
     budget, lr0, clip_norm = cfg.frames, cfg.lr, cfg.engine.grad_clip
     target_every = int(cfg.hyperparameters.get("target_update_frames", 40_000))
-    clip_rewards = cfg.env_settings.clip_rewards
     counter, stop, channel = shared.counter, shared.stop, shared.channel
     updates, lags = SharedUpdates(shared.updates), LagCounter()
 
-    collector = SegmentCollector(env, algo, t_max, clip_rewards, seed=env_seed, rng=rng)
+    collector = actor.collector
     T = counter.value
     clock = time.perf_counter
     phases = PhaseTimes()
@@ -191,17 +233,10 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
         t1 = clock()
         seg, finished = collector.collect(net, T, rng)
         t2 = clock()
-        loss, _ = algo.loss(net, target_net, seg)
-        loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
-            send(shared, ("diverged", rank, f"worker {rank}: non-finite loss {loss_value} at frame {T}"))
-            stop.set()
-            return
-        grad.zero_()
-        loss.backward()
-        norm = clip_grad_norm_(grad, clip_norm)
-        if not math.isfinite(norm):
-            send(shared, ("diverged", rank, f"worker {rank}: non-finite gradient norm at frame {T}"))
+        try:
+            compute_gradient(algo, net, target_net, seg, grad, clip_norm, f"worker {rank}")
+        except Diverged as exc:
+            send(shared, ("diverged", rank, f"{exc} at frame {T}"))
             stop.set()
             return
         t3 = clock()
