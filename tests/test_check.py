@@ -8,6 +8,7 @@ test_check_plugin.py.
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 
@@ -16,7 +17,7 @@ from algorithms.base import register, registry
 from harness.check import CheckReport, check_algorithm, check_env
 from harness.cli import main
 from harness.engine.worker import worker_seeds
-from harness.envs import EnvError
+from harness.envs import SHIPPED_ENVS, EnvError, register_shipped_envs
 from harness.plugins import AlgorithmError
 
 FIX = "tests.fixtures_check"
@@ -196,6 +197,23 @@ def test_broken_envs_are_caught_by_the_right_check(env_id, check, expected, fix)
     assert set(failed(report)) == {check}
     row = report[check]
     assert expected in row.measured and fix in row.fix
+
+
+@pytest.mark.parametrize("env_id", SHIPPED_ENVS)
+def test_shipped_envs_pass_gymnasiums_own_checker(env_id):
+    """gymnasium's check_env re-creates the environment from its spec (env.spec.make()): every
+    piece of a shipped environment must be importable, no lambda."""
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env as gymnasium_check_env
+
+    register_shipped_envs()
+    env = gym.make(env_id)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gymnasium_check_env(env, skip_render_check=True)
+    assert env.spec.make().observation_space == env.observation_space
+    # and no warning either, but the one about checking a gymnasium.make()-wrapped env
+    assert [str(w.message) for w in caught if "different from the unwrapped" not in str(w.message)] == []
 
 
 def test_unknown_env_raises():
