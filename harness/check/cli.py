@@ -16,6 +16,7 @@ import click
 from harness.check.defaults import ALGORITHM_MIN_FPS as DEFAULT_MIN_FPS
 from harness.check.defaults import ALGORITHM_STAGES, DEFAULT_ENV, DEFAULT_FRAMES, DEFAULT_STEPS, ENV_MIN_FPS, ENV_STAGES
 from harness.errors import HarnessError
+from harness.seeds import seed_option
 from harness.check.report import FAIL, PASS, CheckReport, CheckRow, format_row, table_header
 
 
@@ -113,7 +114,8 @@ def check() -> None:
 @click.option("--env-module", "env_modules", multiple=True, help="module that registers gymnasium envs on import, or module:function to call (minatar.gym:register_envs)")
 @click.option("--frames", type=_Frames(), default=DEFAULT_FRAMES, show_default=True,
               help="frame budget of each short training run (one with 2 workers, three with 1)")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, callback=seed_option,
+              help="the run seed the checks use, 0 <= seed < 2**32")
 @click.option("--hp", "hp", multiple=True, metavar="KEY=VALUE", help="hyperparameter override (repeatable)")
 @click.option("--min-fps", type=float, default=None,
               help=f"performance floor, frames/s of one worker [default: {DEFAULT_MIN_FPS['vector']:g} for vector "
@@ -159,7 +161,8 @@ def check_algorithm_cmd(name, env, env_modules, frames, seed, hp, min_fps, perf_
 @check.command("env")
 @click.argument("env_id")
 @click.option("--env-module", "env_modules", multiple=True, help="module that registers gymnasium envs on import, or module:function to call (minatar.gym:register_envs)")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, callback=seed_option,
+              help="the run seed the checks use, 0 <= seed < 2**32")
 @click.option("--steps", type=_Frames(), default=DEFAULT_STEPS, show_default=True, help="random steps of the step-contract check")
 @click.option("--min-fps", type=float, default=ENV_MIN_FPS, show_default=True, help="performance floor, frames/s")
 @click.option("--perf-seconds", type=float, default=2.0, show_default=True, help="duration of the performance test")

@@ -89,14 +89,18 @@ def check_env(
 
     ``steps``: random steps of the step-contract check; ``min_fps``: the frames/s floor (default
     500); ``env_settings``: :class:`harness.envs.EnvSettings` overrides (Atari protocol).
-    Raises :class:`harness.envs.EnvError` when the name does not resolve.
+    Raises :class:`harness.envs.EnvError` when the name does not resolve, ``ValueError`` for a seed
+    outside 0 <= seed < 2**32 (:mod:`harness.seeds`).
     """
     from harness.envs import EnvSettings, resolve_env
+
+    from harness.seeds import check_seed
 
     stages = tuple(stages)
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         raise ValueError(f"unknown check stage(s) {', '.join(unknown)}; allowed: {', '.join(STAGES)}")
+    check_seed(seed)
     spec = resolve_env(env, tuple(env_modules))
     settings = EnvSettings(**(env_settings or {}))
     floor = float(DEFAULT_MIN_FPS if min_fps is None else min_fps)
