@@ -24,6 +24,7 @@ class Case:
     kind: str = "failure"  # the failure's type attribute (e.g. "regression", "missing")
     detail: str = ""  # the failure element's text: the numbers behind the verdict
     skipped: bool = False
+    skipped_message: str = ""  # why it was skipped, when there is something to say
 
 
 def junit_xml(cases: list[Case], suite_name: str) -> str:
@@ -37,7 +38,7 @@ def junit_xml(cases: list[Case], suite_name: str) -> str:
         if c.failure is not None:
             ET.SubElement(case, "failure", message=c.failure, type=c.kind).text = c.detail or c.failure
         elif c.skipped:
-            ET.SubElement(case, "skipped")
+            ET.SubElement(case, "skipped", **({"message": c.skipped_message} if c.skipped_message else {}))
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
 
 

@@ -14,6 +14,7 @@ import click
 from harness.config import OPTIMIZERS, SCHEDULES, ConfigError, EngineSettings, EvalSettings, make_run_config
 from harness.envs import EnvSettings
 from harness.errors import HarnessError  # noqa: F401 - part of this module's interface
+from harness.seeds import seed_option
 
 EXIT_CODES = {"done": 0, "failed": 1, "diverged": 3, "interrupted": 130}
 
@@ -166,7 +167,8 @@ def run_one(cfg, out: Path, resume: bool = True, label: str = "") -> int:
 @click.option("--env", required=True, help="Atari game (Pong, ALE/Pong-v5) or gymnasium id (CartPole-v1)")
 @click.option("--threads", type=int, default=1, show_default=True, help="actor-learners (the paper's threads)")
 @click.option("--lr", type=float, default=None, help="initial learning rate [default: the algorithm's for this observation kind]")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, callback=seed_option,
+              help="run seed, 0 <= seed < 2**32")
 @click.option("--frames", type=_IntLike(), default=1_000_000, show_default=True, help="budget in emulator frames (4 per step on Atari)")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="shared_rmsprop", show_default=True)
 @click.option("--schedule", type=click.Choice(SCHEDULES), default="hogwild", show_default=True,

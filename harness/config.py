@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.envs import EnvError, EnvSettings, EnvSpec, resolve_env
+from harness.seeds import seed_problem
 
 SCHEMA_VERSION = 1
 OPTIMIZERS = ("shared_rmsprop", "rmsprop", "momentum_sgd")
@@ -179,6 +180,9 @@ def make_run_config(
         raise ConfigError(str(exc)) from None
     if not isinstance(threads, int) or threads < 1:
         raise ConfigError(f"threads must be an integer >= 1, got {threads!r}")
+    problem = seed_problem(seed)
+    if problem:
+        raise ConfigError(f"seed: {problem}")
     if frames is None or float(frames) <= 0 or float(frames) != int(float(frames)):
         raise ConfigError(f"frames must be a positive whole number of emulator frames, got {frames!r}")
     if optimizer not in OPTIMIZERS:

@@ -30,6 +30,8 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Di
                       field_validator)
 from pydantic_core import PydanticCustomError
 
+from harness.seeds import SEED_LIMIT, seed_problem
+
 SUITE_SCHEMA_VERSION = 1
 LR_DIGITS = 4  # significant digits of sampled learning rates
 MAX_LR_COUNT = 10_000
@@ -71,6 +73,8 @@ def _number(v: Any, what: str) -> float:
 
 
 def _whole(v: Any) -> int:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v  # as written: exact at any size (a float holds integers exactly only up to 2**53)
     f = _number(v, "a whole number")
     if not math.isfinite(f) or f != int(f):
         raise ValueError(f"must be a whole number, got {v!r}")
@@ -120,10 +124,27 @@ def Axis(item: Any) -> Any:  # noqa: N802 - a type alias with a parameter
     return Annotated[list[item], Field(min_length=1), AfterValidator(_distinct)]
 
 
+def _seed(v: int) -> int:
+    problem = seed_problem(v)
+    if problem:
+        raise ValueError(problem)
+    return v
+
+
+def _seed_count(n: int) -> int:
+    if n > SEED_LIMIT:
+        raise ValueError(f"a count of {n} seeds goes past the largest seed, {SEED_LIMIT - 1}: use a count from 1 to "
+                         f"{SEED_LIMIT} (seeds 0..N-1), or list the seeds")
+    return n
+
+
+Seed = Annotated[Whole, AfterValidator(_seed)]  # 0 <= seed < 2**32 (harness.seeds)
+
+
 class LogUniform(_Strict):
     loguniform: tuple[PosReal, PosReal]
     count: Annotated[Whole, Field(ge=1, le=MAX_LR_COUNT)]
-    seed: Whole = 0
+    seed: Seed = 0
 
     @field_validator("loguniform")
     @classmethod
@@ -139,7 +160,7 @@ LearningRates = Annotated[
     Discriminator(_kind),
 ]
 Seeds = Annotated[
-    Union[Annotated[Axis(Annotated[Whole, Field(ge=0)]), Tag("#list")], Annotated[PosWhole, Tag("#scalar")]],
+    Union[Annotated[Axis(Seed), Tag("#list")], Annotated[PosWhole, AfterValidator(_seed_count), Tag("#scalar")]],
     Discriminator(lambda v: "#scalar" if not isinstance(v, (list, dict)) else "#list"),
 ]
 
@@ -176,7 +197,7 @@ ALLOWED = {
     "algorithms": "a non-empty list of registered algorithm names or import paths module:Class",
     "threads": "a non-empty list of integers >= 1, e.g. [1, 2, 4, 8, 16]",
     "learning_rates": "a list of numbers > 0, or {loguniform: [low, high], count: N, seed: S}",
-    "seeds": "a count >= 1 (seeds 0..N-1) or a list of distinct integers >= 0",
+    "seeds": "a count >= 1 (seeds 0..N-1) or a list of distinct seeds, 0 <= seed < 2**32",
     "frames": "a whole number of emulator frames > 0 per run (4e6, 40M, 40_000_000)",
     "optimizers": "a list of shared_rmsprop, rmsprop, momentum_sgd",
     "hyperparameters": "a mapping hyperparameter -> value, applied to every algorithm that has it",

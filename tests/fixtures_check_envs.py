@@ -51,6 +51,31 @@ class LeakyCorridor(Corridor):
         return obs * 2.0, r, term, trunc, info
 
 
+class SeedIgnoringCorridor(Corridor):
+    """Ignores the seed: reset never calls super().reset(seed=seed) and always starts in cell 0.
+    Deterministic, so the harness's own checks pass; gymnasium's checker rejects it (as it rejects
+    MinAtar, whose reset seeds a generator of its own)."""
+
+    def reset(self, *, seed=None, options=None):
+        self.pos = 0
+        return self._obs(), {}
+
+
+class LeakyResetCorridor(Corridor):
+    """Its first observation leaves the declared space (2.0 in a [0, 1] Box)."""
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = super().reset(seed=seed, options=options)
+        return obs * 2.0, info
+
+
+def make_lambda_wrapped(**kwargs):
+    """A Corridor wrapped with a lambda, the way CartPoleNoVelocity-v1 used to be built: gymnasium cannot
+    re-create it from its spec (a new lambda is never equal to the recorded one)."""
+    env = gym.make("HarnessCheck/Corridor-v0", **kwargs)
+    return gym.wrappers.TransformObservation(env, lambda o: o.copy(), env.observation_space)
+
+
 class ContinuousCorridor(Corridor):
     def __init__(self):
         super().__init__()
@@ -110,6 +135,9 @@ for _id, _cls in {
     "HarnessCheck/Corridor-v0": Corridor,
     "HarnessCheck/Unseeded-v0": UnseededCorridor,
     "HarnessCheck/Leaky-v0": LeakyCorridor,
+    "HarnessCheck/SeedIgnoring-v0": SeedIgnoringCorridor,
+    "HarnessCheck/LeakyReset-v0": LeakyResetCorridor,
+    "HarnessCheck/LambdaWrapped-v0": make_lambda_wrapped,
     "HarnessCheck/Continuous-v0": ContinuousCorridor,
     "HarnessCheck/Grid-v0": GridCorridor,
 }.items():

@@ -8,6 +8,7 @@ test_check_plugin.py.
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 
@@ -16,7 +17,7 @@ from algorithms.base import register, registry
 from harness.check import CheckReport, check_algorithm, check_env
 from harness.cli import main
 from harness.engine.worker import worker_seeds
-from harness.envs import EnvError
+from harness.envs import SHIPPED_ENVS, EnvError, register_shipped_envs
 from harness.plugins import AlgorithmError
 
 FIX = "tests.fixtures_check"
@@ -198,6 +199,68 @@ def test_broken_envs_are_caught_by_the_right_check(env_id, check, expected, fix)
     assert expected in row.measured and fix in row.fix
 
 
+GYM_ROW = "gymnasium check_env"
+
+
+@pytest.mark.parametrize("env_id, expected", [
+    # reset never calls super().reset(seed=seed): deterministic, so the harness trains it reproducibly
+    ("HarnessCheck/SeedIgnoring-v0", "AssertionError in check_reset_seed_determinism: Expects the random number "
+                                     "generator to have been generated"),
+    # built with a lambda, as CartPoleNoVelocity-v1 was: gymnasium cannot re-create it from its spec
+    ("HarnessCheck/LambdaWrapped-v0", "ValueError: The environment's wrapper spec"),
+])
+def test_gymnasiums_checker_is_a_row_that_fails_what_gymnasium_rejects(env_id, expected):
+    report = check_env(env_id, env_modules=ENVS, steps=300, perf_seconds=0.1)
+    row = report[GYM_ROW]
+    assert row.stage == "gymnasium" and row.failed and row.advisory
+    assert f"gymnasium.make('{env_id}') fails gymnasium" in row.measured and expected in row.measured
+    assert "\n" not in row.measured and "super().reset(seed=seed)" in row.fix
+    # advisory: the harness's own checks pass, so the verdict is still a pass, and the summary says so
+    assert report.passed and report.failures == [] and report.advisory_failures == [row]
+    assert "PASSED: 12 of 13 checks; failed, advisory" in report.summary()
+
+
+def test_gymnasiums_checker_rejects_a_first_observation_outside_the_space():
+    report = check_env("HarnessCheck/LeakyReset-v0", env_modules=ENVS, steps=300, perf_seconds=0.1)
+    row = report[GYM_ROW]
+    assert row.failed and "The first element returned by `env.reset()` is not within the observation space" in row.measured
+    assert set(failed(report)) == {"reset"} and not report.passed  # the harness's own reset check fails the report
+    assert "gymnasium check_env (advisory, not counted)" in report.summary()
+
+
+def test_gymnasiums_warnings_are_listed_but_do_not_fail_its_row():
+    # observations that leave the space after a step: gymnasium's passive checker only warns
+    report = check_env("HarnessCheck/Leaky-v0", env_modules=ENVS, steps=300, perf_seconds=0.1)
+    row = report[GYM_ROW]
+    assert row.passed and row.values["warnings"] == ["The obs returned by the `step()` method is not within the "
+                                                     "observation space."]
+    assert "passes gymnasium" in row.measured and "1 warning(s), not counted: The obs returned" in row.measured
+
+
+@pytest.mark.parametrize("env_id", SHIPPED_ENVS)
+def test_shipped_envs_pass_the_gymnasium_row(env_id):
+    report = check_env(env_id, stages=("gymnasium",))
+    assert [r.name for r in report.rows] == [GYM_ROW]
+    assert report[GYM_ROW].passed and report[GYM_ROW].values["warnings"] == [], report[GYM_ROW].measured
+
+
+@pytest.mark.parametrize("env_id", SHIPPED_ENVS)
+def test_shipped_envs_pass_gymnasiums_own_checker(env_id):
+    """gymnasium's check_env re-creates the environment from its spec (env.spec.make()): every
+    piece of a shipped environment must be importable, no lambda."""
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env as gymnasium_check_env
+
+    register_shipped_envs()
+    env = gym.make(env_id)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gymnasium_check_env(env, skip_render_check=True)
+    assert env.spec.make().observation_space == env.observation_space
+    # and no warning either, but the one about checking a gymnasium.make()-wrapped env
+    assert [str(w.message) for w in caught if "different from the unwrapped" not in str(w.message)] == []
+
+
 def test_unknown_env_raises():
     with pytest.raises(EnvError, match="unknown environment 'CartPol-v1'.*did you mean CartPole-v1"):
         check_env("CartPol-v1")
@@ -275,7 +338,29 @@ def test_cli_env_check_passes_with_exit_0(capsys):
     code, out, _ = run_cli(capsys, "env", "HarnessCheck/Corridor-v0", "--env-module", ENVS[0],
                            "--steps", "200", "--perf-seconds", "0.1")
     assert code == 0
-    assert "PASSED: 12 of 12 checks" in out and "frames/s" in out  # api 4, network 5, seed 2, performance 1
+    assert "PASSED: 13 of 13 checks" in out and "frames/s" in out  # api 4, gymnasium 1, network 5, seed 2, performance 1
+    assert "gymnasium check_env" in out
+
+
+def test_cli_gymnasium_rejection_is_reported_and_exits_0(capsys, tmp_path):
+    """gymnasium's checker rejects the env, the harness's own checks pass: the row says FAIL with
+    gymnasium's message on one line, the summary says it is advisory, the exit status is 0, and
+    CI output shows the row as skipped with that message, not as a failure."""
+    import xml.etree.ElementTree as ET
+
+    code, out, _ = run_cli(capsys, "env", "HarnessCheck/SeedIgnoring-v0", "--env-module", ENVS[0], "--steps", "200",
+                           "--perf-seconds", "0.1", "--junit", str(tmp_path / "check.xml"), "--json", str(tmp_path / "r.json"))
+    assert code == 0
+    row = next(line for line in out.splitlines() if "gymnasium check_env" in line)
+    assert row.split()[:4] == ["gymnasium", "gymnasium", "check_env", "FAIL"] and "super().reset(seed=seed)" in row
+    assert "PASSED: 12 of 13 checks; failed, advisory (not counted in the verdict or the exit status):" in out
+    suite = ET.parse(tmp_path / "check.xml").getroot().find("testsuite")
+    assert suite.get("failures") == "0"
+    case = next(c for c in suite.findall("testcase") if c.get("name") == "gymnasium check_env")
+    assert "advisory check failed (not counted)" in case.find("skipped").get("message")
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["passed"] is True
+    assert [r["status"] for r in saved["rows"] if r["advisory"]] == ["fail"]
 
 
 def test_cli_hyperparameter_overrides(capsys):

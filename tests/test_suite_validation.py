@@ -65,6 +65,15 @@ MALFORMED = [
     ("lr-count-zero", _with(learning_rates={"loguniform": [1e-4, 1e-2], "count": 0}), "learning_rates.count", "allowed"),
     ("seeds-zero", _with(seeds=0), "seeds", "allowed"),
     ("seeds-negative", _with(seeds=[0, -1]), "seeds[1]", "allowed"),
+    ("seeds-negative-range", _with(seeds=[0, -1]), "seeds[1]", "-1 is outside the seed range: use a whole number from 0 to 4294967295"),
+    ("seeds-2**64", _with(seeds=[0, 2**64]), "seeds[1]", "18446744073709551616 is outside the seed range: use a whole number from 0 to 4294967295"),
+    ("seeds-2**32", _with(seeds=[2**32]), "seeds[0]", "4294967296 is outside the seed range"),
+    ("seeds-2**53+1", _with(seeds=[2**53 + 1]), "seeds[0]", "9007199254740993 is outside"),  # as written, not rounded
+    ("seeds-huge", _with(seeds=[10**400]), "seeds[0]", "(401 digits) is outside the seed range"),
+    ("seeds-count-past-range", _with(seeds=2**32 + 1), "seeds", "goes past the largest seed, 4294967295"),
+    ("seeds-count-2**64", _with(seeds=2**64), "seeds", "goes past the largest seed"),
+    ("lr-sampling-seed-negative", _with(learning_rates={"loguniform": [1e-4, 1e-2], "count": 2, "seed": -1}),
+     "learning_rates.seed", "-1 is outside the seed range"),
     ("frames-word", _with(frames="lots"), "frames", "whole number"),
     ("frames-fraction", _with(frames=1.5), "frames", "whole number"),
     ("optimizer-misspelt", _with(optimizers=["shared_rmsprop", "rmsprops"]), "optimizers[1]", "did you mean rmsprop"),
@@ -182,6 +191,12 @@ def test_optimizer_axis_and_overrides():
     assert q.hyperparameters["gamma"] == 0.9 and q.hyperparameters["t_max"] == 7 and "entropy_beta" not in q.hyperparameters
     assert a3c.env_settings.noop_max == 10 and a3c.engine.checkpoint_seconds == 5 and a3c.eval.episodes == 3
     assert {r.config.seed for r in runs} == {3}
+
+
+def test_seeds_up_to_the_largest_are_accepted():
+    s = validate(parse_yaml(_with(seeds=[0, 4294967295], games=["CartPole-v1"], algorithms=["a3c"], threads=[1],
+                                  learning_rates={"loguniform": [1e-4, 1e-2], "count": 2, "seed": 4294967295})))
+    assert s.seeds == [0, 4294967295] and {r.config.seed for r in s.runs()} == {0, 4294967295}
 
 
 def test_numbers_as_yaml_writes_them():

@@ -164,12 +164,13 @@ def check_algorithm(
 
     Raises :class:`harness.plugins.AlgorithmError` (a ``ValueError``) when the name does not resolve,
     :class:`harness.envs.EnvError` when ``env`` does not, and ``ValueError`` for an unknown
-    hyperparameter, stage or budget; every problem of the algorithm itself is a failed row of the
-    returned :class:`CheckReport`.
+    hyperparameter, stage or budget or a seed outside 0 <= seed < 2**32; every problem of the algorithm
+    itself is a failed row of the returned :class:`CheckReport`.
     """
     from harness.config import observation_kind
     from harness.envs import EnvSettings, resolve_env
     from harness.plugins import AlgorithmError, load_algorithm
+    from harness.seeds import check_seed
 
     name = _algorithm_name(algorithm)
     stages = tuple(stages)
@@ -178,6 +179,7 @@ def check_algorithm(
         raise ValueError(f"unknown check stage(s) {', '.join(unknown)}; allowed: {', '.join(STAGES)}")
     if int(frames) <= 0 or perf_seconds <= 0:
         raise ValueError(f"frames and perf_seconds must be > 0, got {frames!r} and {perf_seconds!r}")
+    check_seed(seed)
     try:
         cls = load_algorithm(name)
     except AlgorithmError:
@@ -302,7 +304,9 @@ class _AlgorithmCheck:
     RUNS = {"async": 2, "seed-a": 1, "seed-b": 1, "seed-c": 1}  # label -> workers
 
     def _run_seed(self, label: str) -> int:
-        return self.seed + 1 if label == "seed-c" else self.seed
+        from harness.seeds import SEED_LIMIT
+
+        return (self.seed + 1) % SEED_LIMIT if label == "seed-c" else self.seed  # another seed, in range
 
     def _train(self, label: str) -> dict[str, Any]:
         """A real run (once per label); its result, episodes and final θ, or CheckFailure."""
@@ -594,11 +598,11 @@ class _AlgorithmCheck:
         episodes_differ = a["episodes"] != c["episodes"]
         if not episodes_differ and torch.equal(a["params"], c["params"]):
             raise CheckFailure(
-                f"runs with seeds {self.seed} and {self.seed + 1} gave identical episodes and θ",
+                f"runs with seeds {self.seed} and {self._run_seed('seed-c')} gave identical episodes and θ",
                 "the run seed has no effect: seed every random choice from the generators the engine passes "
                 "(init_worker/act rng) and torch's global RNG")
         what = "episodes" if episodes_differ else "θ (no episode differs)"
-        return f"seeds {self.seed} and {self.seed + 1} give different {what}", {"episodes_differ": episodes_differ}
+        return f"seeds {self.seed} and {self._run_seed('seed-c')} give different {what}", {"episodes_differ": episodes_differ}
 
     # -- performance ----------------------------------------------------------------------------
     def performance(self):

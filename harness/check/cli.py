@@ -1,7 +1,8 @@
 """The ``harness check`` command group: ``harness check algorithm`` and ``harness check env``.
 
 Exit codes: 0 every check passed, 1 a check failed (the message says what to fix), 2 an unknown
-algorithm or environment name or a bad option (one line, no traceback).
+algorithm or environment name or a bad option (one line, no traceback). An advisory check (gymnasium's
+own env checker) that fails is reported but does not change the exit code.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import click
 from harness.check.defaults import ALGORITHM_MIN_FPS as DEFAULT_MIN_FPS
 from harness.check.defaults import ALGORITHM_STAGES, DEFAULT_ENV, DEFAULT_FRAMES, DEFAULT_STEPS, ENV_MIN_FPS, ENV_STAGES
 from harness.errors import HarnessError
+from harness.seeds import seed_option
 from harness.check.report import FAIL, PASS, CheckReport, CheckRow, format_row, table_header
 
 
@@ -69,7 +71,7 @@ def _stages(all_stages: tuple[str, ...], only: tuple[str, ...], skip: tuple[str,
 def _printer():
     def show(row: CheckRow) -> None:
         line = format_row(row)
-        colour = {PASS: "green", FAIL: "red"}.get(row.status, "yellow")
+        colour = {PASS: "green", FAIL: "yellow" if row.advisory else "red"}.get(row.status, "yellow")
         click.echo(line.replace(row.status.upper(), click.style(row.status.upper(), fg=colour, bold=True), 1))
 
     return show
@@ -112,7 +114,8 @@ def check() -> None:
 @click.option("--env-module", "env_modules", multiple=True, help="module that registers gymnasium envs on import, or module:function to call (minatar.gym:register_envs)")
 @click.option("--frames", type=_Frames(), default=DEFAULT_FRAMES, show_default=True,
               help="frame budget of each short training run (one with 2 workers, three with 1)")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, callback=seed_option,
+              help="the run seed the checks use, 0 <= seed < 2**32")
 @click.option("--hp", "hp", multiple=True, metavar="KEY=VALUE", help="hyperparameter override (repeatable)")
 @click.option("--min-fps", type=float, default=None,
               help=f"performance floor, frames/s of one worker [default: {DEFAULT_MIN_FPS['vector']:g} for vector "
@@ -158,7 +161,8 @@ def check_algorithm_cmd(name, env, env_modules, frames, seed, hp, min_fps, perf_
 @check.command("env")
 @click.argument("env_id")
 @click.option("--env-module", "env_modules", multiple=True, help="module that registers gymnasium envs on import, or module:function to call (minatar.gym:register_envs)")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, callback=seed_option,
+              help="the run seed the checks use, 0 <= seed < 2**32")
 @click.option("--steps", type=_Frames(), default=DEFAULT_STEPS, show_default=True, help="random steps of the step-contract check")
 @click.option("--min-fps", type=float, default=ENV_MIN_FPS, show_default=True, help="performance floor, frames/s")
 @click.option("--perf-seconds", type=float, default=2.0, show_default=True, help="duration of the performance test")
@@ -171,7 +175,17 @@ def check_algorithm_cmd(name, env, env_modules, frames, seed, hp, min_fps, perf_
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write a Markdown summary to FILE (appended to $GITHUB_STEP_SUMMARY when set)")
 def check_env_cmd(env_id, env_modules, seed, steps, min_fps, perf_seconds, only, skip, json_out, junit, markdown):
-    """Check environment ENV_ID (Atari game or gymnasium id) as the harness drives it."""
+    """Check environment ENV_ID (Atari game or gymnasium id) as the harness drives it.
+
+    \b
+    api          builds with a Discrete action space and a Box observation space; reset and step
+                 return what the engine expects, observations inside the space
+    gymnasium    gymnasium.utils.env_checker.check_env on gymnasium.make(ENV_ID): advisory, its
+                 FAIL is reported but not counted in the exit status (its warnings never fail it)
+    network      every built-in algorithm's network takes a loss and a backward pass on it
+    seed         reset(seed) reproducible; whether workers 0 and 1 get different episodes (reported)
+    performance  frames/s of random play against a floor
+    """
     from harness.check.env import check_env
 
     stages = _stages(ENV_STAGES, only, skip)

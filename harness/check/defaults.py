@@ -7,6 +7,6 @@ ALGORITHM_MIN_FPS = {"vector": 200.0, "image": 50.0}
 DEFAULT_ENV = "CartPole-v1"
 DEFAULT_FRAMES = 2_000
 
-ENV_STAGES = ("api", "network", "seed", "performance")
+ENV_STAGES = ("api", "gymnasium", "network", "seed", "performance")
 ENV_MIN_FPS = 500.0
 DEFAULT_STEPS = 500

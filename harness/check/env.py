@@ -8,6 +8,18 @@ module (``env_modules``) is checked with the wrapper and settings a run would us
     it builds with a Discrete action space and a Box observation space of rank 1 (vector) or
     3 ([C, H, W] image); ``reset`` and ``step`` return what the engine expects; every observation
     (including the final one of an episode) lies inside the observation space; rewards are finite.
+``gymnasium``
+    gymnasium's own checker, ``gymnasium.utils.env_checker.check_env`` (render checks skipped: the
+    harness never renders), on the environment as ``gymnasium.make`` builds it (for an Atari game:
+    ``ALE/<Game>-v5`` with the protocol's sticky-action, action-set and frame-cap settings, without
+    the preprocessing that ale-py's vector env adds). The row fails when gymnasium's checker raises,
+    with its message; its warnings (``gymnasium.utils.passive_env_checker`` and the like) are
+    listed in the row but do not fail it, as gymnasium does not fail on them either (CartPole-v1
+    warns about its infinite bounds). The row is *advisory*: it does not change the verdict or the
+    exit status, which follow the harness's own checks, because they test what training depends on;
+    gymnasium also requires things the harness does not (MinAtar's ``reset`` seeds its own generator
+    instead of calling ``super().reset(seed=seed)``, which gymnasium rejects, while the harness's
+    seed checks pass and MinAtar trains reproducibly).
 ``network``
     every built-in algorithm builds its default network for this observation space (the Mnih 2013
     net for Atari-sized images, the MinAtar reference net for small grids, an MLP for vectors) and
@@ -25,7 +37,9 @@ module (``env_modules``) is checked with the wrapper and settings a run would us
 from __future__ import annotations
 
 import math
+import re
 import time
+import traceback
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -47,6 +61,11 @@ SEED_FIX = (
 NETWORK_FIX = (
     "the built-in networks take vectors [N] and images [C, H, W] or [H, W, C] of at least 3x3 pixels; for "
     "another observation write a plug-in whose build_network fits it (docs/PLUGINS.md)"
+)
+GYMNASIUM_FIX = (
+    "follow gymnasium's API where its message points (e.g. reset calls super().reset(seed=seed); "
+    "gymnasium.farama.org/introduction/create_custom_env), or report it to the environment's package; "
+    "training depends only on the harness's own checks"
 )
 SPACE_FIX = (
     "return observations inside observation_space (same shape, within low/high, finite), or declare "
@@ -70,14 +89,18 @@ def check_env(
 
     ``steps``: random steps of the step-contract check; ``min_fps``: the frames/s floor (default
     500); ``env_settings``: :class:`harness.envs.EnvSettings` overrides (Atari protocol).
-    Raises :class:`harness.envs.EnvError` when the name does not resolve.
+    Raises :class:`harness.envs.EnvError` when the name does not resolve, ``ValueError`` for a seed
+    outside 0 <= seed < 2**32 (:mod:`harness.seeds`).
     """
     from harness.envs import EnvSettings, resolve_env
+
+    from harness.seeds import check_seed
 
     stages = tuple(stages)
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         raise ValueError(f"unknown check stage(s) {', '.join(unknown)}; allowed: {', '.join(STAGES)}")
+    check_seed(seed)
     spec = resolve_env(env, tuple(env_modules))
     settings = EnvSettings(**(env_settings or {}))
     floor = float(DEFAULT_MIN_FPS if min_fps is None else min_fps)
@@ -90,6 +113,37 @@ def check_env(
     finally:
         check.close()
     return report
+
+
+def gymnasium_warnings(caught: list) -> list[str]:
+    """The warnings gymnasium's logger gave during its checks, as plain one-line text, in order, once
+    each; without the one about checking a wrapped env (``gymnasium.make`` wraps every env, and the
+    wrapped env is what the harness trains on) and without other libraries' warnings."""
+    out: list[str] = []
+    for w in caught:
+        text = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(w.message)).split())
+        if not text.startswith("WARN: ") or "is different from the unwrapped version" in text:
+            continue
+        text = text[len("WARN: "):]
+        if text not in out:
+            out.append(text)
+    return out
+
+
+def describe_gymnasium_error(exc: BaseException) -> str:
+    """``AssertionError in check_reset_seed_determinism: message``: the exception, the gymnasium check
+    that raised it, and where, when that was the environment's own code rather than gymnasium's."""
+    message = " ".join(str(exc).split())
+    if len(message) > 300:
+        message = message[:297] + "..."
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "gymnasium" in f.filename.replace("\\", "/").split("/")]
+    checker = next((f.name for f in reversed(ours) if f.filename.endswith("env_checker.py") and f.name != "check_env"),
+                   None)
+    text = type(exc).__name__ + (f" in {checker}" if checker else "") + (f": {message}" if message else "")
+    if frames and frames[-1] not in ours:
+        text += f" (at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name})"
+    return text
 
 
 def in_space(obs: Any, space: Any, what: str) -> None:
@@ -148,6 +202,7 @@ class _EnvCheck:
                   f"seed in [0, 2**32) (the engine derives one per worker, here {self.seed})")
         r.run("api", "step contract", self.step_contract, ("reset",),
               fix="step(action) must return (observation, reward, terminated, truncated, info)")
+        r.run("gymnasium", "gymnasium check_env", self.gymnasium_checker, fix=GYMNASIUM_FIX, advisory=True)
         for name in BUILTIN_ALGORITHMS:
             r.run("network", f"{name} network and loss", lambda name=name: self.network(name), ("step contract",),
                   fix=NETWORK_FIX)
@@ -221,6 +276,47 @@ class _EnvCheck:
             "no episode ended (autoreset not exercised: raise --steps)"
         return (f"{self.steps} random steps; rewards in [{rmin:g}, {rmax:g}]; {ended}",
                 {"steps": self.steps, "episodes": episodes, "reward_min": rmin, "reward_max": rmax})
+
+    # -- gymnasium -------------------------------------------------------------------------------
+    def _make_gymnasium(self):
+        import gymnasium as gym
+
+        if not self.spec.is_atari:
+            return gym.make(self.spec.env_id), f"gymnasium.make({self.spec.env_id!r})"
+        import ale_py
+
+        gym.register_envs(ale_py)
+        s = self.settings
+        env = gym.make(self.spec.env_id, repeat_action_probability=s.repeat_action_probability,
+                       full_action_space=s.full_action_space, max_num_frames_per_episode=s.max_episode_frames)
+        return env, f"gymnasium.make({self.spec.env_id!r}) (without the harness's frame preprocessing)"
+
+    def gymnasium_checker(self):
+        import warnings
+
+        import gymnasium as gym
+        from gymnasium.utils.env_checker import check_env as gymnasium_check_env
+
+        what, error = f"gymnasium {gym.__version__}'s check_env", None
+        subject = f"gymnasium.make({self.spec.env_id!r})"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                env, subject = self._make_gymnasium()
+                try:
+                    gymnasium_check_env(env, skip_render_check=True)
+                finally:
+                    env.close()
+            except Exception as exc:  # noqa: BLE001 - gymnasium's verdict, reported in one line
+                error = exc
+        notes = gymnasium_warnings(caught)
+        values = {"gymnasium": gym.__version__, "warnings": notes}
+        if error is not None:
+            raise CheckFailure(f"{subject} fails {what}: {describe_gymnasium_error(error)}", GYMNASIUM_FIX, values)
+        if not notes:
+            return f"{subject} passes {what}, no warnings", values
+        more = f" (+{len(notes) - 1} more in --json)" if len(notes) > 1 else ""
+        return f"{subject} passes {what}; {len(notes)} warning(s), not counted: {notes[0]}{more}", values
 
     # -- network -----------------------------------------------------------------------------
     def network(self, name: str):

@@ -2,7 +2,9 @@
 
 A row is ``pass``, ``fail`` or ``skip`` (a check that could not run because one it depends on
 failed). Each row carries what was measured (as text for the table and as numbers in ``values``)
-and, when it failed, ``fix``: what the plug-in author should change.
+and, when it failed, ``fix``: what the plug-in author should change. An ``advisory`` row (gymnasium's
+own env checker) is reported like the others, but its failure does not fail the report: the
+report's verdict, and the command's exit status, follow the harness's own checks.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ PASS, FAIL, SKIP = "pass", "fail", "skip"
 
 @dataclass
 class CheckRow:
-    stage: str  # "api", "seed" or "performance" (algorithms); "api", "seed", "performance" (envs)
+    stage: str  # "api", "seed" or "performance" (algorithms); "api", "gymnasium", "network", "seed", "performance" (envs)
     name: str
     status: str  # PASS, FAIL or SKIP
     measured: str = ""
     fix: str = ""  # what to change, for failed rows
     values: dict[str, Any] = field(default_factory=dict)
+    advisory: bool = False  # reported, but a failure does not fail the report
 
     @property
     def passed(self) -> bool:
@@ -44,12 +47,18 @@ class CheckReport:
 
     @property
     def passed(self) -> bool:
-        """True when no check failed (skipped checks only happen after a failure)."""
+        """True when no check failed (skipped checks only happen after a failure); advisory rows
+        do not count."""
         return not self.failures
 
     @property
     def failures(self) -> list[CheckRow]:
-        return [r for r in self.rows if r.failed]
+        """The failed rows that fail the report (advisory ones are in :attr:`advisory_failures`)."""
+        return [r for r in self.rows if r.failed and not r.advisory]
+
+    @property
+    def advisory_failures(self) -> list[CheckRow]:
+        return [r for r in self.rows if r.failed and r.advisory]
 
     def row(self, name: str) -> CheckRow:
         for r in self.rows:
@@ -73,11 +82,14 @@ class CheckReport:
         from harness.ci_output import Case, markdown_table
 
         title = f"### harness check {self.kind} {self.subject}: {'passed' if self.passed else 'FAILED'}\n\n"
-        rows = [[r.stage, r.name, r.status.upper() if r.failed else r.status, r.measured, r.fix] for r in self.rows]
+        rows = [[r.stage, r.name, _status_text(r) if r.failed else r.status, r.measured, r.fix] for r in self.rows]
         text = title + markdown_table(["stage", "check", "status", "measured", "fix"], rows)
+        # an advisory failure is a skipped case whose message says so: not a failure of the suite
         cases = [Case(f"harness check {self.kind}.{r.stage}", r.name,
-                      (r.fix or r.measured or "failed") if r.failed else None, "check", r.measured,
-                      skipped=r.status == SKIP) for r in self.rows]
+                      (r.fix or r.measured or "failed") if r.failed and not r.advisory else None, "check", r.measured,
+                      skipped=r.status == SKIP or r.advisory and r.failed,
+                      skipped_message=f"advisory check failed (not counted): {r.measured}" if r.advisory and r.failed
+                      else "") for r in self.rows]
         return text, cases
 
     def table(self) -> str:
@@ -86,13 +98,19 @@ class CheckReport:
 
     def summary(self) -> str:
         n = len(self.rows)
+        advisory = self.advisory_failures
         if self.passed:
             skipped = sum(r.status == SKIP for r in self.rows)
             extra = f" ({skipped} skipped)" if skipped else ""
-            return f"PASSED: {n - skipped} of {n} checks{extra}"
-        lines = [f"FAILED: {len(self.failures)} of {n} checks. What to fix:"]
-        for r in self.failures:
-            lines.append(f"  - {r.name}: {r.fix or r.measured}")
+            lines = [f"PASSED: {n - skipped - len(advisory)} of {n} checks{extra}"]
+            if advisory:
+                lines[0] += "; failed, advisory (not counted in the verdict or the exit status):"
+        else:
+            lines = [f"FAILED: {len(self.failures)} of {n} checks. What to fix:"]
+            for r in self.failures:
+                lines.append(f"  - {r.name}: {r.fix or r.measured}")
+        for r in advisory:
+            lines.append(f"  - {r.name}{'' if self.passed else ' (advisory, not counted)'}: {r.fix or r.measured}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -105,6 +123,10 @@ _WIDTHS = (12, 34, 6)
 def table_header() -> str:
     a, b, c = _WIDTHS
     return f"{'STAGE':<{a}} {'CHECK':<{b}} {'RESULT':<{c}} MEASURED"
+
+
+def _status_text(r: CheckRow) -> str:
+    return "FAIL (advisory)" if r.failed and r.advisory else r.status.upper()
 
 
 def format_row(r: CheckRow) -> str:
