@@ -16,7 +16,7 @@ OPTIMIZERS = ("shared_rmsprop", "rmsprop", "momentum_sgd")
 #: how the actor-learners' updates are scheduled (README "Schedules"): real asynchronous workers, one
 #: per process; N workers on N modelled cores, in one process (engine.virtual); N environments in
 #: lockstep against one θ, one combined update (engine.sync)
-SCHEDULES = ("hogwild", "virtual")
+SCHEDULES = ("hogwild", "virtual", "sync")
 
 
 class ConfigError(ValueError):
@@ -202,7 +202,7 @@ def make_run_config(
     if schedule not in SCHEDULES:
         raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
     seed_of_run = int(seed) if run_seed is None else int(run_seed)
-    model = _time_model(schedule, time_model, algorithm, spec, seed_of_run)
+    model = _time_model(schedule, time_model, algorithm, spec, seed_of_run, threads)
     return RunConfig(
         algorithm=algorithm,
         env=env,
@@ -225,7 +225,8 @@ def make_run_config(
     )
 
 
-def _time_model(schedule: str, model, algorithm: str, spec: EnvSpec, run_seed: int) -> dict[str, Any] | None:
+def _time_model(schedule: str, model, algorithm: str, spec: EnvSpec, run_seed: int,
+                threads: int) -> dict[str, Any] | None:
     """The virtual schedule's time model: given (a dict, as config.json holds it), from a ``harness
     bench`` record (a path), or the defaults for the kind of task and method."""
     from harness import timemodel
@@ -237,7 +238,7 @@ def _time_model(schedule: str, model, algorithm: str, spec: EnvSpec, run_seed: i
         return None
     try:
         if isinstance(model, dict):
-            return timemodel.validate(model)
+            return timemodel.validate(model, threads)
         if model is not None:
             return timemodel.from_bench(model, algorithm, spec.frames_per_step, run_seed)
         return timemodel.default(timemodel.task_kind(spec.is_atari, _observation_shape(spec)), algorithm, run_seed)

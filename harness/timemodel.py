@@ -4,7 +4,8 @@ core of its own, fixed before the run starts (README "Schedules").
 A segment of n agent steps takes ``n * step_ms + update_ms`` (acting; then θ' ← θ, loss, backward
 and the shared update), times ``exp(jitter * z)`` with z a standard normal drawn from the model's
 own seeded stream, one draw per segment in the order segments start. Worker w starts at
-``start_ms * u_w`` with u_w uniform on [0, 1) from the same stream. Nothing is measured during the
+``start_ms * u_w`` with u_w uniform on [0, 1) from the same stream, or at ``start_ms[w]`` when
+``start_ms`` lists one offset per worker. Nothing is measured during the
 run, so the order in which updates land does not depend on how busy the machine is, and the same
 command gives the same run. The defaults come from the harness's own measurements of one worker per
 kind of task and method (``DEFAULTS``, with their sources); ``from_bench`` takes them from a
@@ -87,7 +88,7 @@ def from_bench(path: str | Path, algorithm: str, frames_per_step: int, run_seed:
             "seed": run_seed, "source": f"harness bench record {Path(path).name} ({data.get('date', 'undated')})"}
 
 
-def validate(model: dict[str, Any]) -> dict[str, Any]:
+def validate(model: dict[str, Any], workers: int | None = None) -> dict[str, Any]:
     unknown = sorted(set(model) - set(KEYS))
     if unknown:
         raise TimeModelError(f"unknown time model key(s) {', '.join(unknown)}; allowed: {', '.join(KEYS)}")
@@ -98,8 +99,13 @@ def validate(model: dict[str, Any]) -> dict[str, Any]:
             raise TimeModelError(f"time model {key} must be a positive number of milliseconds, got {v!r}")
     for key in ("jitter", "start_ms"):
         v = out.get(key, 0.0)
-        if not isinstance(v, (int, float)) or v < 0 or not math.isfinite(v):
-            raise TimeModelError(f"time model {key} must be a number >= 0, got {v!r}")
+        values = v if key == "start_ms" and isinstance(v, list) else [v]
+        if any(not isinstance(x, (int, float)) or isinstance(x, bool) or x < 0 or not math.isfinite(x) for x in values):
+            raise TimeModelError(f"time model {key} must be a number >= 0" + (" or a list of one per worker" if
+                                 key == "start_ms" else "") + f", got {v!r}")
+    if isinstance(out.get("start_ms"), list) and workers is not None and len(out["start_ms"]) != workers:
+        raise TimeModelError(f"time model start_ms lists {len(out['start_ms'])} offsets for {workers} workers: "
+                             "give one per worker, or one number (the spread of random offsets)")
     if not isinstance(out.get("seed", 0), int):
         raise TimeModelError(f"time model seed must be an integer, got {out.get('seed')!r}")
     return out

@@ -34,6 +34,7 @@ from harness import store
 from harness.config import RunConfig, identity_differences
 from harness.engine.shared import OptimizerState, flatten_into
 from harness.engine import lag
+from harness.engine.sync import sync_main
 from harness.engine.virtual import virtual_main
 from harness.engine.worker import SharedState, worker_main
 from harness.envs import make_env
@@ -531,7 +532,7 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
 
 #: the process entry point of each schedule (config.SCHEDULES): Hogwild starts one per worker, the
 #: others one in all
-SCHEDULE_ENTRIES = {"hogwild": worker_main, "virtual": virtual_main}
+SCHEDULE_ENTRIES = {"hogwild": worker_main, "virtual": virtual_main, "sync": sync_main}
 
 
 def initial_network(cfg: RunConfig, algo, env) -> torch.nn.Module:

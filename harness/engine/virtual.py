@@ -38,7 +38,9 @@ class Schedule:
         self.update_s = float(model["update_ms"]) / 1e3
         self.jitter = float(model.get("jitter", 0.0))
         self.rng = np.random.default_rng([int(model.get("seed", 0)), 0x7157])  # its own stream, never an actor's
-        self.starts = [float(model.get("start_ms", 0.0)) / 1e3 * float(u) for u in self.rng.random(workers)]
+        start = model.get("start_ms", 0.0)
+        self.starts = ([float(x) / 1e3 for x in start] if isinstance(start, list) else
+                       [float(start) / 1e3 * float(u) for u in self.rng.random(workers)])
 
     def duration(self, steps: int) -> float:
         """Virtual seconds of a segment of ``steps`` agent steps (one draw per call, in call order)."""

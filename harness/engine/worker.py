@@ -175,12 +175,17 @@ class Actor:
 
 
 def compute_gradient(algo, net, target_net, seg: Segment, grad: torch.Tensor, clip_norm: float,
-                     where: str) -> None:
+                     where: str, more: list | None = None) -> None:
     """The segment's loss, backpropagated into the flat gradient ``grad`` and clipped to a global
-    norm of ``clip_norm``; raises :class:`Diverged` (naming ``where``) when the loss or the norm is not finite."""
+    norm of ``clip_norm``; raises :class:`Diverged` (naming ``where``) when the loss or the norm is not finite.
+
+    ``more``: further ``(algo, segment)`` pairs, all taken at the same θ (the synchronous schedule): the
+    gradient is then the mean of the segments' gradients, clipped as one."""
     from harness.engine.shared import clip_grad_norm_
 
     loss, _ = algo.loss(net, target_net, seg)
+    if more:
+        loss = (loss + sum(a.loss(net, target_net, s)[0] for a, s in more)) / (1 + len(more))
     loss_value = float(loss.detach())
     if not math.isfinite(loss_value):
         raise Diverged(f"{where}: non-finite loss {loss_value}")
@@ -298,16 +303,9 @@ class SegmentCollector:
             return self._collect(net, frames, rng)
 
     def _collect(self, net, frames: int, rng) -> tuple[Segment, list[tuple[float, int]]]:
-        algo, env = self.algo, self.env
-        actions: list[int] = []
-        rewards: list[float] = []
-        finished: list[tuple[float, int]] = []
-        terminal = over = False
-        obs = next_state = self.obs
+        algo = self.algo
         recurrent = algo.recurrent
-        if recurrent and self.state is None:
-            self.state = algo.initial_state(net)  # the episode's first step
-        state0 = self.state
+        obs = self._begin(net)
         for n in range(self.t_max):
             o = torch.from_numpy(obs)
             self.buf[n] = o
@@ -319,30 +317,55 @@ class SegmentCollector:
                 a = algo.act(out, frames, rng)
             else:
                 a, self.carried_action = self.carried_action, None
-            obs, r, term, over, final = env.step(a)
-            self.ep_return += r
-            self.ep_len += 1
-            actions.append(a)
-            rewards.append(max(-1.0, min(1.0, r)) if self.clip else r)
-            if over:  # the game ended: obs is already the next episode's first observation
-                finished.append((self.ep_return, self.ep_len))
-                self.ep_return, self.ep_len = 0.0, 0
-                self.state = None  # the next episode starts from algo.initial_state(net)
-                next_state, terminal = final, term
+            obs = self._step(a)
+            if self._closed:
                 break
-            next_state = obs
+        return self._end(net, frames, rng)
+
+    # -- the pieces of a segment, also driven step by step for several environments at once (collect_lockstep)
+    def _begin(self, net):
+        """Start a segment; returns the observation its first action is chosen in."""
+        self._actions: list[int] = []
+        self._rewards: list[float] = []
+        self._finished: list[tuple[float, int]] = []
+        self._terminal = self._over = self._closed = False
+        self._next_state = self.obs
+        if self.algo.recurrent and self.state is None:
+            self.state = self.algo.initial_state(net)  # the episode's first step
+        self._state0 = self.state
+        return self.obs
+
+    def _step(self, a: int):
+        """Take action ``a``; record it; returns the next observation (``_closed`` once the segment ends)."""
+        obs, r, term, over, final = self.env.step(a)
+        self.ep_return += r
+        self.ep_len += 1
+        self._actions.append(a)
+        self._rewards.append(max(-1.0, min(1.0, r)) if self.clip else r)
+        if over:  # the game ended: obs is already the next episode's first observation
+            self._finished.append((self.ep_return, self.ep_len))
+            self.ep_return, self.ep_len = 0.0, 0
+            self.state = None  # the next episode starts from algo.initial_state(net)
+            self._next_state, self._terminal, self._over, self._closed = final, term, True, True
+        else:
+            self._next_state = obs
             if term:  # life lost (terminal_on_life_loss): terminal for the learner, game goes on
-                terminal = True
-                break
+                self._terminal = self._closed = True
+        if len(self._actions) == self.t_max:
+            self._closed = True
         self.obs = obs
-        n = len(actions)
+        return obs
+
+    def _end(self, net, frames: int, rng) -> tuple[Segment, list[tuple[float, int]]]:
+        algo, terminal, over = self.algo, self._terminal, self._over
+        n = len(self._actions)
         seg = Segment(
             obs=self.buf[:n],
-            actions=torch.tensor(actions, dtype=torch.int64),
-            rewards=torch.tensor(rewards, dtype=torch.float32),
-            next_obs=torch.from_numpy(np.array(next_state)).unsqueeze(0),
+            actions=torch.tensor(self._actions, dtype=torch.int64),
+            rewards=torch.tensor(self._rewards, dtype=torch.float32),
+            next_obs=torch.from_numpy(np.array(self._next_state)).unsqueeze(0),
             terminal=terminal,
-            state=state0,
+            state=self._state0,
         )
         if algo.needs_next_action and not terminal:
             seg.next_action = algo.act(net(seg.next_obs), frames, rng)
@@ -350,4 +373,40 @@ class SegmentCollector:
                 self.carried_action = seg.next_action  # the action actually taken next
         if over and rng is not None:
             algo.start_episode(rng)  # after s_n's action was chosen under the ended episode's exploration
-        return seg, finished
+        return seg, self._finished
+
+
+def output_row(out, i: int):
+    """Row ``i`` of a batched network output, as a batch of one: a tensor's ``[i:i+1]``, and so for
+    each member of a tuple or list (A3C's ``(logits, values)``)."""
+    if isinstance(out, torch.Tensor):
+        return out[i : i + 1]
+    return type(out)(output_row(x, i) for x in out)
+
+
+def collect_lockstep(collectors: list[SegmentCollector], net, frames: int, rngs) -> list[tuple[Segment, list]]:
+    """One segment from each environment, stepped in lockstep: at each step one forward pass over
+    the observations of every environment whose segment is still open and needs an action, then each
+    environment's own action choice (its algorithm instance and random stream) and step. Recurrent
+    algorithms act one environment at a time (each carries its own network state)."""
+    if collectors[0].algo.recurrent:
+        return [c.collect(net, frames, rng) for c, rng in zip(collectors, rngs)]
+    with torch.no_grad():
+        open_ = [i for i, c in enumerate(collectors) if c._begin(net) is not None]
+        for n in range(collectors[0].t_max):
+            need = [i for i in open_ if collectors[i].carried_action is None]
+            out = net(torch.stack([torch.from_numpy(collectors[i].obs) for i in need])) if need else None
+            k = 0
+            for i in open_:
+                c = collectors[i]
+                c.buf[n] = torch.from_numpy(c.obs)
+                if c.carried_action is None:
+                    a = c.algo.act(output_row(out, k), frames, rngs[i])
+                    k += 1
+                else:
+                    a, c.carried_action = c.carried_action, None
+                c._step(a)
+            open_ = [i for i in open_ if not collectors[i]._closed]
+            if not open_:
+                break
+        return [c._end(net, frames, rng) for c, rng in zip(collectors, rngs)]
