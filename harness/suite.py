@@ -8,7 +8,7 @@ line::
     suites/x.yaml: threads[2]: must be an integer >= 1, got 0; allowed: a list of integers >= 1, e.g. [1, 2, 4, 8, 16]
 
 Axes (their product is the set of runs): ``algorithms`` x ``games`` x ``threads`` x
-``learning_rates`` x ``seeds`` (x ``optimizers`` when given). ``learning_rates`` is a list or
+``learning_rates`` x ``seeds`` (x ``optimizers`` and x ``schedules`` when given). ``learning_rates`` is a list or
 ``{loguniform: [low, high], count: N, seed: S}``; the sample is reproducible (numpy
 ``default_rng(S)``, values rounded to 4 significant digits, redrawn on a collision or when rounding
 leaves the bounds) and written to ``results/<name>/suite.json`` with everything else resolved.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import json
 import math
 import re
@@ -111,6 +112,14 @@ def _distinct(values: list) -> list:
     return values
 
 
+def _schedule(name: str) -> str:
+    from harness.config import SCHEDULES
+
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}")
+    return name
+
+
 def _optimizer(name: str) -> str:
     from harness.config import OPTIMIZERS
 
@@ -178,6 +187,8 @@ class SuiteModel(_Strict):
     seeds: Seeds = 1
     frames: PosWhole
     optimizers: Axis(Annotated[str, AfterValidator(_optimizer)]) | None = None
+    schedules: Axis(Annotated[str, AfterValidator(_schedule)]) | None = None
+    time_model: Union[dict[str, Any], str, None] = None
     hyperparameters: dict[str, Any] = {}
     algorithm_hyperparameters: dict[str, dict[str, Any]] = {}
     env_settings: dict[str, Any] = {}
@@ -200,6 +211,9 @@ ALLOWED = {
     "seeds": "a count >= 1 (seeds 0..N-1) or a list of distinct seeds, 0 <= seed < 2**32",
     "frames": "a whole number of emulator frames > 0 per run (4e6, 40M, 40_000_000)",
     "optimizers": "a list of shared_rmsprop, rmsprop, momentum_sgd",
+    "schedules": "a list of hogwild, virtual, sync (README 'Schedules')",
+    "time_model": "for virtual runs: a mapping of step_ms, update_ms, jitter, start_ms, seed, source, or the path of a "
+                  "harness bench record (JSON)",
     "hyperparameters": "a mapping hyperparameter -> value, applied to every algorithm that has it",
     "algorithm_hyperparameters": "a mapping algorithm -> {hyperparameter: value}",
     "env_settings": "a mapping of environment protocol settings",
@@ -338,6 +352,8 @@ class Suite:
     seeds: list[int]
     frames: int
     optimizers: list[str] | None = None
+    schedules: list[str] | None = None
+    time_model: dict[str, Any] | str | None = None
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     algorithm_hyperparameters: dict[str, dict[str, Any]] = field(default_factory=dict)
     env_settings: dict[str, Any] = field(default_factory=dict)
@@ -356,6 +372,8 @@ class Suite:
                                  "learning_rates": self.learning_rates, "seeds": self.seeds}
         if self.optimizers is not None:
             axes["optimizers"] = self.optimizers
+        if self.schedules is not None:
+            axes["schedules"] = self.schedules
         return axes
 
     @property
@@ -378,6 +396,10 @@ class Suite:
         }
         if self.optimizers is not None:
             d["optimizers"] = list(self.optimizers)
+        if self.schedules is not None:
+            d["schedules"] = list(self.schedules)
+        if self.time_model is not None:
+            d["time_model"] = self.time_model
         d.update(hyperparameters=self.hyperparameters, algorithm_hyperparameters=self.algorithm_hyperparameters,
                  env_settings=self.env_settings, engine=self.engine, eval=self.eval,
                  reference_scores=self.reference_scores, env_modules=list(self.env_modules))
@@ -423,10 +445,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text.replace(":", ".")).strip("_") or "x"
 
 
-def run_id(algorithm: str, game: str, threads: int, lr: str, seed: int, optimizer: str | None = None) -> str:
-    """``a3c-Pong-t04-lr7e-04-s0`` (``-rmsprop`` appended when the suite has an optimizers axis)."""
+def run_id(algorithm: str, game: str, threads: int, lr: str, seed: int, optimizer: str | None = None,
+           schedule: str | None = None) -> str:
+    """``a3c-Pong-t04-lr7e-04-s0`` (``-rmsprop`` appended when the suite has an optimizers axis,
+    ``-virtual`` when it has a schedules axis)."""
     rid = f"{_slug(algorithm)}-{_slug(game)}-t{threads:02d}-lr{lr}-s{seed}"
-    return rid + (f"-{optimizer}" if optimizer else "")
+    return rid + (f"-{optimizer}" if optimizer else "") + (f"-{schedule}" if schedule else "")
 
 
 def _lr_labels(lrs: list[float]) -> dict[float, str]:
@@ -444,23 +468,27 @@ def _expand(suite: Suite) -> list[PlannedRun]:
     labels = _lr_labels(suite.learning_rates)
     optimizers = suite.optimizers or [None]
     runs = []
-    for algo in suite.algorithms:
-        for game in suite.games:
-            for opt in optimizers:
-                base = make_run_config(
-                    algorithm=algo, env=game, threads=1, lr=suite.learning_rates[0], seed=0, frames=suite.frames,
-                    optimizer=opt or "shared_rmsprop", hyperparameters=_hp_for(suite, algo),
-                    env_settings=suite.env_settings, engine=suite.engine, eval=suite.eval,
-                    env_modules=tuple(suite.env_modules), suite=suite.name,
-                )
-                game_name = base.env_spec.game
-                for threads in suite.threads:
-                    for lr in suite.learning_rates:
-                        for seed in suite.seeds:
-                            rid = run_id(algo, game_name, threads, labels[lr], seed, opt)
-                            cfg = dataclasses.replace(base, threads=threads, lr=float(lr), seed=int(seed), run_id=rid,
-                                                      run_seed=derive_run_seed(suite.name, rid))
-                            runs.append(PlannedRun(rid, cfg))
+    for algo, game, opt, schedule in itertools.product(suite.algorithms, suite.games, optimizers,
+                                                       suite.schedules or [None]):
+        base = make_run_config(
+            algorithm=algo, env=game, threads=1, lr=suite.learning_rates[0], seed=0, frames=suite.frames,
+            optimizer=opt or "shared_rmsprop", hyperparameters=_hp_for(suite, algo),
+            env_settings=suite.env_settings, engine=suite.engine, eval=suite.eval,
+            env_modules=tuple(suite.env_modules), suite=suite.name, schedule=schedule or "hogwild",
+            time_model=suite.time_model if schedule == "virtual" else None,
+        )
+        game_name = base.env_spec.game
+        for threads in suite.threads:
+            for lr in suite.learning_rates:
+                for seed in suite.seeds:
+                    rid = run_id(algo, game_name, threads, labels[lr], seed, opt, schedule)
+                    run_seed = derive_run_seed(suite.name, rid)
+                    model = base.time_model
+                    if model is not None and not (isinstance(suite.time_model, dict) and "seed" in suite.time_model):
+                        model = model | {"seed": run_seed}  # each run its own jitter draws
+                    cfg = dataclasses.replace(base, threads=threads, lr=float(lr), seed=int(seed), run_id=rid,
+                                              run_seed=run_seed, time_model=model)
+                    runs.append(PlannedRun(rid, cfg))
     ids = [r.run_id for r in runs]
     if len(set(ids)) != len(ids):  # e.g. two games that resolve to the same short name
         dup = next(i for i in ids if ids.count(i) > 1)
@@ -563,6 +591,7 @@ def validate(data: Any, file: str | Path = "<suite>") -> Suite:
         threads=list(m.threads), learning_rates=lrs,
         seeds=list(range(m.seeds)) if isinstance(m.seeds, int) else list(m.seeds), frames=int(m.frames),
         optimizers=list(m.optimizers) if m.optimizers is not None else None,
+        schedules=list(m.schedules) if m.schedules is not None else None, time_model=m.time_model,
         hyperparameters=hyper, algorithm_hyperparameters=per_algo,
         env_settings=_check_settings(file, "env_settings", m.env_settings, EnvSettings),
         engine=_check_settings(file, "engine", m.engine, EngineSettings),
@@ -703,14 +732,21 @@ def _check_run_configs(suite: Suite, file: str) -> None:
     once per (algorithm, game, optimizer): the other axes do not change what it checks."""
     from harness.config import ConfigError, make_run_config
 
+    virtual = "virtual" in (suite.schedules or [])
+    if suite.time_model is not None and not virtual:
+        raise SuiteError(file, "time_model", "a time model applies to virtual runs only: add virtual to schedules, "
+                                             "or drop time_model")
+    listed = isinstance(suite.time_model, dict) and isinstance(suite.time_model.get("start_ms"), list)
     for algo in suite.algorithms:
         for game in suite.games:
             for opt in suite.optimizers or ["shared_rmsprop"]:
                 try:
-                    make_run_config(algorithm=algo, env=game, threads=1, lr=suite.learning_rates[0], seed=0,
-                                    frames=suite.frames, optimizer=opt, hyperparameters=_hp_for(suite, algo),
-                                    env_settings=suite.env_settings, engine=suite.engine, eval=suite.eval,
-                                    env_modules=tuple(suite.env_modules))
+                    for threads in (suite.threads if listed else [1]) if virtual else [None]:
+                        make_run_config(algorithm=algo, env=game, threads=threads or 1, lr=suite.learning_rates[0], seed=0,
+                                        frames=suite.frames, optimizer=opt, hyperparameters=_hp_for(suite, algo),
+                                        env_settings=suite.env_settings, engine=suite.engine, eval=suite.eval,
+                                        env_modules=tuple(suite.env_modules), schedule="virtual" if virtual else "hogwild",
+                                        time_model=suite.time_model)
                 except ConfigError as exc:
                     raise SuiteError(file, f"(algorithm {algo}, game {game})", str(exc)) from None
                 except Exception as exc:  # noqa: BLE001 - e.g. a plug-in's hyperparameters rejecting a value

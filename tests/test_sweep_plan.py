@@ -96,8 +96,9 @@ def test_a_folder_with_another_config_is_never_overwritten(suite_file, tmp_path)
 
 def test_packing_never_oversubscribes():
     class R:
-        def __init__(self, threads, i):
+        def __init__(self, threads, i, schedule="hogwild"):
             self.threads, self.run_id = threads, f"r{i}"
+            self.cores = threads if schedule == "hogwild" else 1  # as RunRecord.cores
 
     runs = [R(t, i) for i, t in enumerate([1, 2, 1, 4, 2, 1])]
     order = start_order(runs)
@@ -112,6 +113,9 @@ def test_packing_never_oversubscribes():
     big = start_order([R(16, 9)] + runs)
     assert pick(big, 2, 4, 1) == []
     assert [(r.threads, c) for r, c in pick(big, 4, 4, 0)] == [(16, 4)]
+    # a virtual or synchronous run of 16 actor-learners is one process: one core, beside the others
+    virtual = start_order([R(16, 10, "virtual")] + runs)
+    assert [(r.threads, c) for r, c in pick(virtual, 3, 4, 1)] == [(2, 2), (16, 1)]
 
 
 def test_sweep_lock(tmp_path):

@@ -24,9 +24,9 @@ import pandas as pd
 from harness.report.cache import BootstrapCache
 from harness.report.load import Run
 from harness.report.scores import SMOOTH_FRAC, learning_curve
-from harness.report.style import (EPOCH_FRAMES, OVERSUB_NOTE, ThreadColours, algorithm_label, algorithm_order,
-                                  finish, frame_axis, game_title, is_bottom, no_data, panel_grid, panel_layout,
-                                  thread_label, time_axis)
+from harness.report.style import (EPOCH_FRAMES, OVERSUB_NOTE, VIRTUAL_NOTE, ThreadColours, algorithm_label,
+                                  algorithm_order, any_virtual, finish, frame_axis, game_title, is_bottom, no_data,
+                                  panel_grid, panel_layout, split_method, thread_label, time_axis)
 from harness.stats import (hold_last, interpolate_to_grid, mean_with_coverage, percentile_interval, resample_weights,
                            resampled_means, stratified_indices)
 
@@ -222,7 +222,9 @@ def plot_curves(lines: list[Line], colours: ThreadColours, axis: str = "frames",
                 if band is not None:
                     ax.fill_between(grid / div, band[0], band[1], color=colour, alpha=0.18, lw=0)
                 any_oversub |= ln.oversubscribed
-            ax.set_xlabel(xlabel if is_bottom(pos, r, c) else "")
+            label = xlabel.replace("wall-clock time", "virtual clock") if (
+                axis == "time" and split_method(alg)[1] == "virtual") else xlabel
+            ax.set_xlabel(label if is_bottom(pos, r, c) else "")
             ax.set_ylabel("raw game score" if c == 0 else "")
             ax.tick_params(labelleft=True)
             ax.legend(fontsize=7, loc="best", title="threads (runs)", title_fontsize=7)
@@ -241,6 +243,8 @@ def plot_curves(lines: list[Line], colours: ThreadColours, axis: str = "frames",
         notes.append("Lines without a band: a single run, so there is nothing to resample.")
     if any_oversub:
         notes.append(OVERSUB_NOTE)
+    if any_virtual(ln.algorithm for ln in lines):
+        notes.append(VIRTUAL_NOTE)
     title = ("Data efficiency (cf. Fig. 3): score vs training data" if axis == "frames"
              else "Training speed (cf. Fig. 4): score vs wall-clock time")
     return finish(fig, title, notes)

@@ -269,11 +269,19 @@ PHASE_COLUMNS = ("sync_ms", "act_ms", "learn_ms", "update_ms")
 LAG_COLUMNS = ("lag_mean", "lag_median", "lag_p95", "lag_max")
 
 
+def method(run: Run) -> str:
+    """The report's method key of a run: its algorithm, and ``/virtual`` or ``/sync`` for the other
+    schedules (``style.split_method``), so that every analysis tells the schedules apart."""
+    algorithm, schedule = str(run.get("algorithm")), str(run.get("schedule") or "hogwild")
+    return algorithm if schedule == "hogwild" else f"{algorithm}/{schedule}"
+
+
 def frames_per_second(run: Run) -> float:
-    """Training throughput of a run: ``status.json`` ``steady_frames_per_second`` (measured once every
-    worker is past start-up, so that process start-up of short runs does not pass for the method's
-    speed), else ``frames_per_second``, else frames done / wall seconds, else from the episodes."""
-    for key in ("steady_frames_per_second", "frames_per_second"):
+    """Training throughput of a run: ``status.json`` ``virtual_frames_per_second`` for the virtual
+    schedule (what N cores would do under its time model), else ``steady_frames_per_second`` (measured
+    once every worker is past start-up, so that process start-up of short runs does not pass for the
+    method's speed), else ``frames_per_second``, else frames done / wall seconds, else from the episodes."""
+    for key in ("virtual_frames_per_second", "steady_frames_per_second", "frames_per_second"):
         fps = _number(run.status.get(key))
         if np.isfinite(fps) and fps > 0:
             return fps
@@ -300,7 +308,8 @@ def run_table(runs: list[Run], baseline: str = "no-op", window_frac: float = FIN
             "path": str(r.path),
             "suite": r.suite,
             "run_id": r.get("run_id") or r.path.name,
-            "algorithm": str(r.get("algorithm")),
+            "algorithm": method(r),
+            "schedule": str(r.get("schedule") or "hogwild"),
             "game": str(r.get("game")),
             "is_atari": bool(r.get("is_atari", False)),
             "threads": int(_number(r.get("threads"), 0)),

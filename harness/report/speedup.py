@@ -24,6 +24,13 @@
   ``game = "mean_defined"`` averages, at each thread count, every game with a speedup at that count.
   The speedup matrix (``speedup_matrix`` table) shows each game's cells with the missing ones marked.
 * Throughput speedup: mean frames/s at n threads divided by mean frames/s at 1 thread.
+* Data efficiency: frames for 1 thread to reach the reference divided by frames for n threads, read
+  off the averaged curves on the frame axis the same way (with its own bootstrap interval): above 1,
+  n threads need less data (the paper's explanation of the one-step methods' super-linear speedups).
+  With the throughput speedup it splits the speedup in two: less data, and more frames per second.
+* Schedules are methods of their own (``a3c/virtual``, ``a3c/sync``: ``style.split_method``): a
+  virtual run's time is its virtual clock (what N cores would take under its time model), and the
+  paper's Table 2 stands beside Hogwild and virtual means, never beside the synchronous schedule.
 """
 
 from __future__ import annotations
@@ -36,8 +43,8 @@ import pandas as pd
 from harness.report.cache import BootstrapCache
 from harness.report.curves import Line
 from harness.report.scores import SMOOTH_FRAC, paper_table2
-from harness.report.style import (ThreadColours, algorithm_label, algorithm_order, finish, log2_threads_axis,
-                                  panel_grid, plain_log_axis)
+from harness.report.style import (VIRTUAL_NOTE, ThreadColours, algorithm_label, algorithm_order, any_virtual, finish,
+                                  log2_threads_axis, panel_grid, plain_log_axis, split_method)
 from harness.stats import (first_crossing, percentile_interval, resample_weights, resampled_means,
                            stratified_indices)
 
@@ -54,6 +61,8 @@ SPEEDUP_COLUMNS = [
     "efficiency_ci_low", "efficiency_ci_high", "paper_speedup", "status", "reference_score",
     "reference_source", "time_to_reference_s", "time_to_reference_1thread_s", "throughput_speedup",
     "frames_per_second", "oversubscribed", "n_runs", "n_games", "games", "bootstrap_reps",
+    "data_efficiency", "data_efficiency_ci_low", "data_efficiency_ci_high", "frames_to_reference",
+    "frames_to_reference_1thread",
 ]
 
 
@@ -112,19 +121,28 @@ def reached_at_start(line: Line, reference: float, smooth_frac: float = SMOOTH_F
     return bool(np.isfinite(crossing) and crossing <= line.frame_grid[ok[0]] + window)
 
 
-def crossing_samples(line: Line, reference: float, reps: int, cache: BootstrapCache | None) -> np.ndarray:
-    """Bootstrap samples (``curves.bootstrap_strata``) of the time to reach ``reference``; empty when
-    the line cannot be resampled (a single run)."""
+def paper_algorithm(method: str) -> str | None:
+    """The algorithm whose Table 2 row stands beside a method: its own for Hogwild and the virtual
+    schedule (which models N real cores), none for the synchronous schedule."""
+    base, schedule = split_method(method)
+    return base if schedule in ("hogwild", "virtual") else None
+
+
+def crossing_samples(line: Line, reference: float, reps: int, cache: BootstrapCache | None,
+                     axis: str = "time") -> np.ndarray:
+    """Bootstrap samples (``curves.bootstrap_strata``) of the time (or, ``axis="frames"``, the frames)
+    to reach ``reference``; empty when the line cannot be resampled (a single run)."""
     if reps <= 0 or line.strata is None:
         return np.empty(0)
+    grid, values = (line.time_grid, line.time_values) if axis == "time" else (line.frame_grid, line.frame_values)
 
     def compute(rng):
         weights = resample_weights(stratified_indices(line.strata, reps, rng), len(line.strata))
-        return first_crossing(line.time_grid, resampled_means(line.time_values, weights), reference)
+        return first_crossing(grid, resampled_means(values, weights), reference)
 
     if cache is None:
         return compute(np.random.default_rng(0))
-    return cache.get(("crossing", line.time_values, line.time_grid, line.strata, float(reference), reps), compute)
+    return cache.get(("crossing", values, grid, line.strata, float(reference), reps), compute)
 
 
 def _ratio(t1, tn):
@@ -148,19 +166,21 @@ def throughput_by(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def _mean_row(alg: str, kind: str, threads: int, games: list[str], cells: list[dict], samples: dict,
-              fps_alg: pd.Series, reps: int) -> dict:
-    """One row of the mean speedup over ``games`` at ``threads``; its interval averages the games'
-    bootstrap samples, and is given only when every game has them."""
+              data_samples: dict, fps_alg: pd.Series, reps: int) -> dict:
+    """One row of the mean speedup (and data efficiency) over ``games`` at ``threads``; an interval
+    averages the games' bootstrap samples, and is given only when every game has them."""
     row = {"algorithm": alg, "game": kind, "threads": threads, "status": "reached",
            "reference_score": np.nan, "reference_source": "per game",
            "speedup": float(np.mean([c["speedup"] for c in cells])),
            "oversubscribed": any(c["oversubscribed"] for c in cells),
            "n_runs": int(sum(c["n_runs"] for c in cells)), "n_games": len(games), "games": " ".join(games),
            "bootstrap_reps": reps}
-    stacked = [samples.get((alg, g, threads)) for g in games]
-    if all(x is not None and x.size for x in stacked):
-        with np.errstate(invalid="ignore"):
-            row["speedup_ci_low"], row["speedup_ci_high"] = _ci(np.mean(np.vstack(stacked), axis=0))
+    row["data_efficiency"] = float(np.mean([c.get("data_efficiency", np.nan) for c in cells]))
+    for key, boot in (("speedup", samples), ("data_efficiency", data_samples)):
+        stacked = [boot.get((alg, g, threads)) for g in games]
+        if all(x is not None and x.size for x in stacked):
+            with np.errstate(invalid="ignore"):
+                row[f"{key}_ci_low"], row[f"{key}_ci_high"] = _ci(np.mean(np.vstack(stacked), axis=0))
     f1, fn = fps_alg.get((alg, 1), np.nan), fps_alg.get((alg, threads), np.nan)
     row["frames_per_second"] = fn
     row["throughput_speedup"] = fn / f1 if np.isfinite(f1) else np.nan
@@ -177,6 +197,7 @@ def speedup_table(lines: list[Line], references: pd.DataFrame, table: pd.DataFra
     notes: list[str] = []
     rows = []
     samples: dict[tuple[str, str, int], np.ndarray] = {}
+    data_samples: dict[tuple[str, str, int], np.ndarray] = {}
     per_alg_games: dict[str, dict[str, list[dict]]] = {}
     for alg in algorithm_order(ln.algorithm for ln in lines):
         per_alg_games[alg] = {}
@@ -188,6 +209,9 @@ def speedup_table(lines: list[Line], references: pd.DataFrame, table: pd.DataFra
             base_at_start = base is not None and np.isfinite(ref) and reached_at_start(base, ref)
             t1 = first_crossing(base.time_grid, base.time_mean, ref) if base is not None and np.isfinite(ref) else np.inf
             s1 = crossing_samples(base, ref, reps, cache) if base is not None and np.isfinite(ref) else np.empty(0)
+            x1 = first_crossing(base.frame_grid, base.frame_mean, ref) if base is not None and np.isfinite(ref) else np.inf
+            d1 = (crossing_samples(base, ref, reps, cache, "frames") if base is not None and np.isfinite(ref)
+                  else np.empty(0))
             game_rows = []
             for threads in sorted(glines):
                 ln = glines[threads]
@@ -203,8 +227,11 @@ def speedup_table(lines: list[Line], references: pd.DataFrame, table: pd.DataFra
                     row["status"] = "no 1-thread runs"
                 else:
                     tn = first_crossing(ln.time_grid, ln.time_mean, ref)
+                    xn = first_crossing(ln.frame_grid, ln.frame_mean, ref)
                     row["time_to_reference_s"] = tn if np.isfinite(tn) else np.nan
                     row["time_to_reference_1thread_s"] = float(t1) if np.isfinite(t1) else np.nan
+                    row["frames_to_reference"] = xn if np.isfinite(xn) else np.nan
+                    row["frames_to_reference_1thread"] = float(x1) if np.isfinite(x1) else np.nan
                     if not np.isfinite(t1):
                         row["status"] = "1 thread not reached"
                     elif base_at_start:
@@ -216,11 +243,17 @@ def speedup_table(lines: list[Line], references: pd.DataFrame, table: pd.DataFra
                     else:
                         row["status"] = "reached"
                         row["speedup"] = float(t1 / tn)
+                        row["data_efficiency"] = float(x1 / xn) if np.isfinite(x1) and np.isfinite(xn) else np.nan
                         if threads != 1:  # 1 thread: 1 by definition, no interval
                             sn = crossing_samples(ln, ref, reps, cache)
                             if s1.size and sn.size:  # both lines resampled, or no interval at all
                                 samples[(alg, game, threads)] = _ratio(s1, sn)
                                 row["speedup_ci_low"], row["speedup_ci_high"] = _ci(samples[(alg, game, threads)])
+                            dn = crossing_samples(ln, ref, reps, cache, "frames")
+                            if d1.size and dn.size:
+                                data_samples[(alg, game, threads)] = _ratio(d1, dn)
+                                row["data_efficiency_ci_low"], row["data_efficiency_ci_high"] = _ci(
+                                    data_samples[(alg, game, threads)])
                 game_rows.append(row)
             rows.extend(game_rows)
             per_alg_games[alg][game] = game_rows
@@ -253,7 +286,7 @@ def speedup_table(lines: list[Line], references: pd.DataFrame, table: pd.DataFra
             for threads, gs in at.items():
                 if gs:
                     rows.append(_mean_row(alg, kind, threads, gs, [cells[(g, threads)] for g in gs], samples,
-                                          fps_alg, reps))
+                                          data_samples, fps_alg, reps))
     out = pd.DataFrame(rows, columns=SPEEDUP_COLUMNS)
     if out.empty:
         return out, notes
@@ -265,7 +298,8 @@ def speedup_table(lines: list[Line], references: pd.DataFrame, table: pd.DataFra
     atari = table.groupby("game")["is_atari"].any().to_dict() if "is_atari" in table else {}
     mean_rows = out["game"] == "mean"
     out.loc[mean_rows, "paper_speedup"] = [
-        paper.get((a, t), np.nan) if len(gs.split()) >= 2 and all(atari.get(g, False) for g in gs.split()) else np.nan
+        paper.get((paper_algorithm(a), t), np.nan) if len(gs.split()) >= 2 and all(atari.get(g, False) for g in gs.split())
+        else np.nan
         for a, t, gs in zip(out.loc[mean_rows, "algorithm"], out.loc[mean_rows, "threads"], out.loc[mean_rows, "games"])]
     out["games"] = out["games"].fillna("")
     return out[SPEEDUP_COLUMNS], notes
@@ -282,7 +316,7 @@ def plot_speedup(speedup: pd.DataFrame, colours: ThreadColours, left_out: list[s
     for ax, alg in zip(axes[0], algorithms):
         m = means[means["algorithm"] == alg].sort_values("threads")
         threads = m["threads"].to_numpy()
-        p = paper[paper["algorithm"] == alg]
+        p = paper[paper["algorithm"] == paper_algorithm(alg)]
         with_paper = not p.empty and len(m) and m["paper_speedup"].notna().any()  # beside a mean over Atari games
         all_threads = sorted(set(threads) | set(speedup.loc[speedup["algorithm"] == alg, "threads"])
                              | (set(p["threads"]) if with_paper else set()))
@@ -323,4 +357,6 @@ def plot_speedup(speedup: pd.DataFrame, colours: ThreadColours, left_out: list[s
         notes.append("An interval that runs off the bottom of the axis has a lower bound of 0: in some bootstrap "
                      "resamples n threads never reach the reference.")
     notes += [n[0].upper() + n[1:] + "." for n in (left_out or [])]
+    if any_virtual(algorithms):
+        notes.append(VIRTUAL_NOTE)
     return finish(fig, "Speedup vs threads (cf. Table 2)", notes)

@@ -19,6 +19,13 @@ EPOCH_FRAMES = 4_000_000  # the paper: one epoch = 4M frames summed over threads
 MIN_EPOCHS = 2.0  # shorter suites are drawn against plain frames
 OVERSUB_MARK = "\u2020"  # dagger after a thread count that had more threads than physical cores
 OVERSUB_NOTE = f"{OVERSUB_MARK} more threads than the host's physical cores (oversubscribed)"
+VIRTUAL_NOTE = ("(virtual): N actor-learners run in one process in the order N cores would apply their updates; "
+                "their time and frames/s are the virtual clock's, what N cores would take under the run's time model "
+                "(config.json time_model), not this machine's. (sync): N environments in lockstep, one update a round.")
+
+
+def any_virtual(names) -> bool:
+    return any(split_method(n)[1] in ("virtual", "sync") for n in names)
 
 ALGORITHM_LABELS = {
     "one_step_q": "1-step Q",
@@ -35,14 +42,36 @@ OPTIMIZER_LABELS = {
 GAME_TITLES = {"BeamRider": "Beam Rider", "Qbert": "Q*bert", "SpaceInvaders": "Space Invaders"}
 
 
+#: the report's methods are algorithms under a schedule: "a3c" (Hogwild, the paper's), "a3c/virtual",
+#: "a3c/sync" (scores.run_table)
+SCHEDULE_SEP = "/"
+SCHEDULE_LABELS = {"virtual": "virtual", "sync": "sync"}
+SCHEDULE_ORDER = ("hogwild", "virtual", "sync")
+
+
+def split_method(name: str) -> tuple[str, str]:
+    """``("a3c", "sync")`` of ``"a3c/sync"``; ``(name, "hogwild")`` of a plain algorithm name."""
+    base, _, schedule = name.partition(SCHEDULE_SEP)
+    return base, schedule or "hogwild"
+
+
 def algorithm_order(names) -> list[str]:
-    """The paper's order (1-step Q, 1-step SARSA, n-step Q, A3C, A3C LSTM), then any others alphabetically."""
+    """The paper's order (1-step Q, 1-step SARSA, n-step Q, A3C, A3C LSTM), then any others alphabetically;
+    each algorithm's schedules after it (Hogwild, virtual, sync)."""
     order = list(ALGORITHM_LABELS)
-    return sorted(set(names), key=lambda a: (order.index(a) if a in order else len(order), a))
+
+    def key(a):
+        base, schedule = split_method(a)
+        rank = SCHEDULE_ORDER.index(schedule) if schedule in SCHEDULE_ORDER else len(SCHEDULE_ORDER)
+        return (order.index(base) if base in order else len(order), base, rank, schedule)
+
+    return sorted(set(names), key=key)
 
 
 def algorithm_label(name: str) -> str:
-    return ALGORITHM_LABELS.get(name, name)
+    base, schedule = split_method(name)
+    label = ALGORITHM_LABELS.get(base, base)
+    return label if schedule == "hogwild" else f"{label} ({SCHEDULE_LABELS.get(schedule, schedule)})"
 
 
 def optimizer_label(name: str) -> str:

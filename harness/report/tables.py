@@ -107,6 +107,8 @@ def readable_speedup(speedup: pd.DataFrame) -> pd.DataFrame:
             "speedup [95% CI]": with_ci(r["speedup"], r["speedup_ci_low"], r["speedup_ci_high"]) if reached else r["status"],
             "efficiency": fmt(r["efficiency"]) if reached else "",
             "paper (Table 2)": fmt(r["paper_speedup"]),
+            "data efficiency [95% CI]": (with_ci(r["data_efficiency"], r["data_efficiency_ci_low"],
+                                                 r["data_efficiency_ci_high"]) if reached else ""),
             "throughput speedup": fmt(r["throughput_speedup"]),
             "reference score": fmt(r["reference_score"]),
             "oversubscribed": "yes" if r["oversubscribed"] else "",

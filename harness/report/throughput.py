@@ -24,7 +24,8 @@ from matplotlib.patches import Patch
 
 from harness.report.cache import BootstrapCache
 from harness.report.scores import LAG_COLUMNS, PHASE_COLUMNS
-from harness.report.style import (ThreadColours, algorithm_label, algorithm_order, bottom_legend, finish,
+from harness.report.style import (VIRTUAL_NOTE, ThreadColours, algorithm_label, algorithm_order, any_virtual,
+                                  bottom_legend, finish,
                                   log2_threads_axis, panel_grid, plain_log_axis)
 from harness.stats import percentile_interval
 
@@ -112,6 +113,8 @@ def plot_throughput(tp: pd.DataFrame, colours: ThreadColours):
         ax.legend(fontsize=7, loc="upper left")
     notes = ["Frames/s over training time (evaluation excluded), mean over runs of all games; n = runs.",
              "White markers: oversubscribed runs (more threads than the host's physical cores)."]
+    if any_virtual(tp["algorithm"]):
+        notes.append(VIRTUAL_NOTE)
     return finish(fig, "Throughput vs threads", notes)
 
 

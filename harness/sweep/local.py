@@ -100,7 +100,7 @@ def prepare(rec: RunRecord) -> None:
 
 def start_order(todo: list[RunRecord]) -> list[RunRecord]:
     """Largest runs first (first-fit decreasing); plan order among equals."""
-    return sorted(todo, key=lambda r: -r.threads)
+    return sorted(todo, key=lambda r: -r.cores)
 
 
 def pick(pending: list[RunRecord], free: int, cores: int, n_active: int,
@@ -115,14 +115,14 @@ def pick(pending: list[RunRecord], free: int, cores: int, n_active: int,
     for rec in pending:
         if max_parallel and n_active + len(out) >= max_parallel:
             break
-        if rec.threads > cores:
+        if rec.cores > cores:
             if n_active or out:
                 break  # let the machine drain, then run it alone
             out.append((rec, cores))
             break
-        if rec.threads <= free:
-            out.append((rec, rec.threads))
-            free -= rec.threads
+        if rec.cores <= free:
+            out.append((rec, rec.cores))
+            free -= rec.cores
     return out
 
 
@@ -205,7 +205,7 @@ class LocalExecutor:
 
                 if stopping_since is None:
                     for rec, need in pick(pending, free, self.cores, len(active), self.max_parallel):
-                        if rec.threads > self.cores:
+                        if rec.cores > self.cores:
                             display.event(f"warning: {rec.run_id} needs {rec.threads} threads but there are "
                                           f"{self.cores} cores: running it alone, oversubscribed", "yellow")
                         pending.remove(rec)

@@ -69,6 +69,12 @@ class RunRecord:
         return self.run.config.threads
 
     @property
+    def cores(self) -> int:
+        """Cores the run occupies: one per worker under Hogwild; one in all for the virtual and
+        synchronous schedules (one process, whatever the number of actor-learners)."""
+        return self.run.config.threads if self.run.config.schedule == "hogwild" else 1
+
+    @property
     def frames(self) -> int:
         return self.run.config.frames
 
@@ -188,7 +194,8 @@ def measured_throughput(results_dir: Path) -> Throughput:
             config = store.read_json(status_path.parent / "config.json")
             if not status or not config or status.get("state") != "done":
                 continue
-            fps, threads = status.get("frames_per_second"), config.get("threads")
+            fps = status.get("frames_per_second")
+            threads = config.get("threads") if config.get("schedule", "hogwild") == "hogwild" else 1
             if not fps or not threads or (status.get("host") or {}).get("oversubscribed"):
                 continue
             per = float(fps) / int(threads)

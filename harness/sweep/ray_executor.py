@@ -339,7 +339,7 @@ class RayExecutor:
                     limit = self.max_parallel or max(1, int(total))
                     while pending and len(inflight) < limit:
                         rec = pending.pop(0)
-                        need = float(rec.threads)
+                        need = float(rec.cores)
                         if need > largest:
                             display.event(f"warning: {rec.run_id} needs {rec.threads} threads; the largest node has "
                                           f"{largest:g} CPUs: running it there, oversubscribed", "yellow")

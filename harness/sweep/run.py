@@ -85,9 +85,10 @@ def print_plan(suite: Suite, recs: list[plan.RunRecord], results_dir: Path, cons
     lines.append(f"already on disk {on_disk or 'nothing'}; a sweep now would run {todo:,}")
     for line in lines:
         console.print(line, soft_wrap=True, highlight=False)
-    big = [t for t in suite.threads if t > cores]
+    big = [t for t in suite.threads if t > cores] if "hogwild" in (suite.schedules or ["hogwild"]) else []
     if big:
-        console.print(f"warning: threads {big} exceed this machine's {cores} cores: such runs run alone, oversubscribed",
+        console.print(f"warning: threads {big} exceed this machine's {cores} cores: such Hogwild runs run alone, "
+                      "oversubscribed (virtual runs model one core per thread on one core)",
                       style="yellow", soft_wrap=True)
 
 
