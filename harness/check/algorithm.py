@@ -7,12 +7,14 @@ they depend on failed:
 ``api``
     the contract of :mod:`algorithms.base` is met; the network builds for image ([4, 84, 84] uint8)
     and vector observations; ``act``/``act_eval`` return valid actions for random states; the loss
-    is a finite scalar with a non-zero gradient; and a short real run with 2 asynchronous workers
-    changes the shared parameters θ.
+    is a finite scalar with a non-zero gradient; a short real run with 2 asynchronous workers
+    changes the shared parameters θ, and so does one of the synchronous schedule (2 environments in
+    lockstep, one combined update): every schedule works for a plug-in without code of its own.
 ``seed``
     the network's initialisation follows ``torch.manual_seed``; ``act`` draws randomness only from
     the generator it is given; a single-worker run repeated with the same seed gives identical
-    episodes (and θ), and a different seed gives different ones.
+    episodes (and θ), and a different seed gives different ones; two runs of the virtual schedule
+    (2 actor-learners in one process) with the same seed give identical episodes and θ.
 ``performance``
     frames per second of one worker (act + loss + backward + optimizer step, in this process)
     against a floor.
@@ -252,10 +254,12 @@ class _AlgorithmCheck:
         k = self.env_kind
         training = ("contract", f"network builds ({k})", f"actions valid ({k})", f"loss finite ({k})")
         r.run("api", "async updates change θ", self.async_updates, training)
+        r.run("api", "sync updates change θ", self.sync_updates, training)
         r.run("seed", "network init follows the seed", self.init_seeded, (f"network builds ({k})",))
         r.run("seed", "act draws only from its rng", self.act_seeded, (f"actions valid ({k})",))
         r.run("seed", "same seed, same episodes", self.same_seed, training)
         r.run("seed", "different seed, different episodes", self.different_seed, training)
+        r.run("seed", "virtual schedule repeats exactly", self.virtual_repeats, training)
         r.run("performance", "frames/s (1 worker)", self.performance, training)
 
     # -- helpers ----------------------------------------------------------------------------
@@ -292,16 +296,17 @@ class _AlgorithmCheck:
         target.requires_grad_(False)
         return target
 
-    def _config(self, threads: int, seed: int):
+    def _config(self, threads: int, seed: int, schedule: str = "hogwild"):
         from harness.config import make_run_config
 
         return make_run_config(
             algorithm=self.name, env=self.env, threads=threads, seed=seed, frames=self.frames,
             hyperparameters=self.overrides, env_modules=self.env_modules,
-            eval={"episodes": 1, "max_seconds": 0.0}, engine={"checkpoint_seconds": 0},
+            eval={"episodes": 1, "max_seconds": 0.0}, engine={"checkpoint_seconds": 0}, schedule=schedule,
         )
 
-    RUNS = {"async": 2, "seed-a": 1, "seed-b": 1, "seed-c": 1}  # label -> workers
+    RUNS = {"async": (2, "hogwild"), "seed-a": (1, "hogwild"), "seed-b": (1, "hogwild"), "seed-c": (1, "hogwild"),
+            "sync": (2, "sync"), "virtual-a": (2, "virtual"), "virtual-b": (2, "virtual")}  # label -> workers, schedule
 
     def _run_seed(self, label: str) -> int:
         from harness.seeds import SEED_LIMIT
@@ -322,8 +327,8 @@ class _AlgorithmCheck:
     def _train_once(self, label: str) -> dict[str, Any]:
         from harness.engine import train
 
-        threads, seed = self.RUNS[label], self._run_seed(label)
-        cfg = self._config(threads, seed)
+        (threads, schedule), seed = self.RUNS[label], self._run_seed(label)
+        cfg = self._config(threads, seed, schedule)
         out = self.workdir / label
         result = train(cfg, out, resume=False)
         if result.state == "interrupted":
@@ -332,7 +337,8 @@ class _AlgorithmCheck:
         if result.state != "done":
             tb = status.get("traceback") or ""
             values = {"state": result.state, "error": result.error, "traceback": tb}
-            where = f"the {threads}-worker run (seed {seed}) ended '{result.state}': {result.error}"
+            where = (f"the {threads}-worker run{'' if schedule == 'hogwild' else f' ({schedule} schedule)'} "
+                     f"(seed {seed}) ended '{result.state}': {result.error}")
             if result.state == "diverged":
                 fix = ("the loss or its gradient became non-finite during training; make the loss finite for "
                        "every segment the engine can produce (log of 0, division by 0, unbounded values)")
@@ -509,17 +515,7 @@ class _AlgorithmCheck:
                 {"grad_norms": norms, "tensors_with_gradient": reached})
 
     def async_updates(self):
-        from harness.engine.run import initial_network
-        from harness.engine.shared import flatten_into
-        from harness.envs import make_env
-
-        cfg = self._config(2, self.seed)
-        algo = self.cls(self.cls.Hyperparameters(**cfg.hyperparameters))
-        probe = make_env(cfg.env_spec, cfg.env_settings)
-        try:
-            theta0 = flatten_into(initial_network(cfg, algo, probe)).detach().clone()  # the engine's shared θ at frame 0
-        finally:
-            probe.close()
+        theta0 = self._theta0()
         run = self._train("async")
         theta = run["params"]
         frames, fps = run["result"].frames, run["status"].get("frames_per_second") or 0.0
@@ -541,7 +537,47 @@ class _AlgorithmCheck:
         return (f"max |Δθ| {max_delta:.2g}, {changed:.0%} of {theta.numel():,} changed; {frames:,} frames, "
                 f"2 workers, {fps:,.0f} frames/s", values)
 
+    def sync_updates(self):
+        run = self._train("sync")
+        frames, theta = run["result"].frames, run["params"]
+        workers = sorted({int(e[0]) for e in run["episodes"]})
+        values = {"frames": frames, "environments_with_episodes": workers}
+        if not torch.isfinite(theta).all():
+            raise CheckFailure(f"θ is not finite after {frames:,} frames of the synchronous schedule", GRADIENT_ADVICE,
+                               values)
+        start = self._theta0()
+        max_delta = float((theta - start).abs().max()) if theta.numel() else 0.0
+        if max_delta == 0.0:
+            raise CheckFailure(f"θ unchanged after {frames:,} frames of the synchronous schedule (2 environments)",
+                               GRADIENT_ADVICE, values | {"max_abs_delta": max_delta})
+        return (f"max |Δθ| {max_delta:.2g}; {frames:,} frames, 2 environments in lockstep",
+                values | {"max_abs_delta": max_delta})
+
+    def _theta0(self) -> torch.Tensor:
+        """The engine's shared θ at frame 0 for this check's seed."""
+        from harness.engine.run import initial_network
+        from harness.engine.shared import flatten_into
+        from harness.envs import make_env
+
+        cfg = self._config(2, self.seed)
+        algo = self.cls(self.cls.Hyperparameters(**cfg.hyperparameters))
+        probe = make_env(cfg.env_spec, cfg.env_settings)
+        try:
+            return flatten_into(initial_network(cfg, algo, probe)).detach().clone()
+        finally:
+            probe.close()
+
     # -- seed ---------------------------------------------------------------------------------
+    def virtual_repeats(self):
+        a, b = self._train("virtual-a"), self._train("virtual-b")
+        same_theta = torch.equal(a["params"], b["params"])
+        values = {"episodes": [len(a["episodes"]), len(b["episodes"])], "theta_identical": same_theta}
+        if a["episodes"] != b["episodes"] or not same_theta:
+            raise CheckFailure(f"two virtual-schedule runs with seed {self.seed} (2 actor-learners) differ",
+                               SEED_ADVICE + "; each actor-learner's draws must come from its own generator", values)
+        return (f"2 runs x {self.frames:,} frames, 2 actor-learners in one process: {len(a['episodes'])} identical "
+                "episodes, identical θ", values)
+
     def init_seeded(self):
         kind = self.env_kind
         a = _flat(self._build(self._algo(kind), kind, self.seed))
