@@ -79,6 +79,11 @@ class BenchRow:
     lag_median: float = 0.0
     lag_p95: float = 0.0
     lag_max: float = 0.0
+    # the schedule (--schedule): hogwild, or virtual / sync (one process for every actor-learner);
+    # vs_one_worker: this row's training frames/s over the 1-worker Hogwild run of the same round
+    # (real frames/s: what simulating N workers, or stepping N environments in lockstep, costs here)
+    schedule: str = "hogwild"
+    vs_one_worker: float = 0.0
 
 
 def _timed_loop(seconds: float, body) -> tuple[int, float]:
@@ -178,10 +183,13 @@ def measure_training(cfg: RunConfig, seconds: float, hogwild: bool = True) -> di
 
 def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: float,
               log=print, repeat: int = 1, unshared_control: bool = False,
-              optimizer: str = "shared_rmsprop", env_modules: tuple[str, ...] = ()) -> dict:
+              optimizer: str = "shared_rmsprop", env_modules: tuple[str, ...] = (),
+              schedules: tuple[str, ...] = ("hogwild",)) -> dict:
     """``unshared_control`` adds, for every thread count above 1, rows of the same training with
     unshared θ and optimizer statistics (``sharing`` = "unshared"): the efficiency the machine
-    allows without the cost of sharing them, to set beside the method's own."""
+    allows without the cost of sharing them, to set beside the method's own. ``schedules`` other
+    than hogwild add rows of the virtual and synchronous schedules at every thread count, with a
+    1-worker Hogwild run in every round for ``vs_one_worker``."""
     rows: list[BenchRow] = []
     for algo in algorithms:
         base = make_run_config(algorithm=algo, env=env, threads=1, frames=10**12, optimizer=optimizer,
@@ -189,25 +197,33 @@ def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: floa
         comp = measure_components(base, seconds)
         log(f"{algo}: env {comp['env_fps']:,.0f} frames/s, acting {comp['act_fps']:,.0f} frames/s, "
             f"learning {comp['learn_ms']:.2f} ms/segment, bound {comp['bound_fps']:,.0f} frames/s per worker")
-        plan = [(n, True) for n in threads] + [(n, False) for n in threads if unshared_control and n > 1]
-        samples: dict[tuple[int, bool], list[dict]] = {key: [] for key in plan}
+        plan = ([(n, True, "hogwild") for n in threads if "hogwild" in schedules]
+                + [(n, False, "hogwild") for n in threads if unshared_control and n > 1 and "hogwild" in schedules]
+                + [(n, True, s) for s in schedules if s != "hogwild" for n in threads])
+        one = (1, True, "hogwild")
+        if any(s != "hogwild" for _, _, s in plan) and one not in plan:
+            plan.insert(0, one)  # the reference of vs_one_worker
+        samples: dict[tuple[int, bool, str], list[dict]] = {key: [] for key in plan}
         for _ in range(repeat):  # round-robin, so drift on a shared machine hits every row alike
-            for n, hogwild in plan:
+            for n, hogwild, schedule in plan:
                 cfg = make_run_config(algorithm=algo, env=env, threads=n, frames=10**12, optimizer=optimizer,
                                       env_modules=env_modules, engine={"max_seconds": seconds, "checkpoint_seconds": 0},
-                                      eval={"episodes": 0})
-                samples[n, hogwild].append(measure_training(cfg, seconds, hogwild))
+                                      eval={"episodes": 0}, schedule=schedule)
+                samples[n, hogwild, schedule].append(measure_training(cfg, seconds, hogwild))
                 if repeat > 1:
-                    log(f"{algo} threads={n}{'' if hogwild else ' (unshared control)'} run "
-                        f"{len(samples[n, hogwild])}/{repeat}: {samples[n, hogwild][-1]['train_fps']:,.0f} frames/s")
+                    log(f"{algo} threads={n}{_variant(hogwild, schedule)} run "
+                        f"{len(samples[n, hogwild, schedule])}/{repeat}: "
+                        f"{samples[n, hogwild, schedule][-1]['train_fps']:,.0f} frames/s")
         first = samples[plan[0]]
-        for n, hogwild in plan:
-            runs = samples[n, hogwild]
+        single = samples.get(one)
+        for n, hogwild, schedule in plan:
+            runs = samples[n, hogwild, schedule]
             d = sorted(runs, key=lambda x: x["train_fps"])[len(runs) // 2]  # the median run
             d["memory"] = {k: max(x["memory"].get(k, 0.0) for x in runs) for k in ("peak_worker_rss_mb", "peak_total_rss_mb")}
             per_worker = d["train_fps"] / n
             # efficiency: the median over rounds of the ratio to the first thread count's run of the same round
             ratios = sorted(r["train_fps"] / n / (f["train_fps"] / plan[0][0]) for r, f in zip(runs, first) if f["train_fps"] > 0)
+            vs_one = sorted(r["train_fps"] / f["train_fps"] for r, f in zip(runs, single or []) if f["train_fps"] > 0)
             ph = d["phases"]
             rows.append(BenchRow(
                 algorithm=algo, env=env, threads=n, sharing="hogwild" if hogwild else "unshared", optimizer=optimizer,
@@ -223,13 +239,15 @@ def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: floa
                 bound_share=round(comp["bound_fps"] / comp["env_fps"], 4),
                 train_share=round(per_worker / comp["env_fps"], 4),
                 **{f"lag_{k}": float(d["policy_lag"].get(k, 0.0)) for k in ("mean", "median", "p95", "max")},
+                schedule=schedule, vs_one_worker=round(vs_one[len(vs_one) // 2], 3) if vs_one else 0.0,
             ))
-            log(f"{algo} threads={n}{'' if hogwild else ' (unshared control)'}: {d['train_fps']:,.0f} frames/s "
+            log(f"{algo} threads={n}{_variant(hogwild, schedule)}: {d['train_fps']:,.0f} frames/s "
                 f"({per_worker:,.0f} per worker), efficiency {rows[-1].efficiency:.2f}, training/bound "
                 f"{rows[-1].train_over_bound:.2f}; ms per segment: sync {rows[-1].train_sync_ms:.2f}, act "
                 f"{rows[-1].train_act_ms:.2f}, learn {rows[-1].train_learn_ms:.2f}, update {rows[-1].train_update_ms:.2f}; "
                 f"policy lag mean {rows[-1].lag_mean:.2f}, median {rows[-1].lag_median:.0f}, p95 {rows[-1].lag_p95:.0f}, "
-                f"max {rows[-1].lag_max:.0f}"
+                f"max {rows[-1].lag_max:.0f}" + (f"; {rows[-1].vs_one_worker:.2f}x one Hogwild worker"
+                                                 if schedule != "hogwild" else "")
                 + ("  [OVERSUBSCRIBED]" if d["oversubscribed"] else ""))
     return {
         "schema_version": SCHEMA_VERSION,
@@ -244,8 +262,13 @@ def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: floa
     }
 
 
+def _variant(hogwild: bool, schedule: str) -> str:
+    return ("" if hogwild else " (unshared control)") + ("" if schedule == "hogwild" else f" ({schedule})")
+
+
 def _row_key(r: dict) -> tuple:
-    return r["algorithm"], r["env"], r["threads"], r.get("sharing", "hogwild"), r.get("optimizer", "shared_rmsprop")
+    return (r["algorithm"], r["env"], r["threads"], r.get("sharing", "hogwild"), r.get("optimizer", "shared_rmsprop"),
+            r.get("schedule", "hogwild"))
 
 
 def _row_name(r: dict) -> str:
@@ -310,9 +333,9 @@ def write_outputs(result: dict, out: Path) -> tuple[Path, Path]:
 
 
 def format_table(result: dict) -> str:
-    cols = ["algorithm", "threads", "sharing", "env_fps", "act_fps", "learn_ms", "bound_fps", "train_fps",
+    cols = ["algorithm", "threads", "schedule", "sharing", "env_fps", "act_fps", "learn_ms", "bound_fps", "train_fps",
             "train_fps_per_worker", "efficiency", "train_over_bound", "bound_share", "train_share", "train_act_ms",
-            "train_learn_ms", "train_update_ms", "lag_mean", "lag_p95", "lag_max", "peak_worker_rss_mb"]
+            "train_learn_ms", "train_update_ms", "lag_mean", "lag_p95", "lag_max", "vs_one_worker", "peak_worker_rss_mb"]
     lines = [" | ".join(cols), " | ".join("---" for _ in cols)]
     for r in result["rows"]:
         lines.append(" | ".join(_cell(c, r.get(c, "")) for c in cols))
@@ -322,7 +345,7 @@ def format_table(result: dict) -> str:
 def _cell(column: str, value) -> str:
     if not isinstance(value, float):
         return str(value)
-    if column in ("efficiency", "train_over_bound"):
+    if column in ("efficiency", "train_over_bound", "vs_one_worker"):
         return f"{value:.3g}"
     if column.startswith("lag_"):
         return f"{value:.2f}" if column == "lag_mean" else f"{value:.0f}"

@@ -249,8 +249,11 @@ def _csv_list(kind):
               help="with --compare: write the speed gate's Markdown summary to FILE (also appended to $GITHUB_STEP_SUMMARY)")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="with --compare: write JUnit XML to FILE, one test case per compared configuration")
+@click.option("--schedule", "schedules", default="hogwild", show_default=True, callback=_csv_list(str),
+              help="comma-separated schedules (hogwild, virtual, sync); virtual and sync rows say how their real "
+                   "frames/s compare with one Hogwild worker (vs_one_worker)")
 def bench(algorithms, env, threads, seconds, out, baseline, tolerance, repeat, unshared_control, optimizer,
-          env_modules, markdown_path, junit_path) -> None:
+          env_modules, markdown_path, junit_path, schedules) -> None:
     """Measure env, acting, learning and training throughput per worker count (see docs/BENCHMARKS.md)."""
     from harness import bench as b
     from harness.plugins import AlgorithmError, load_algorithm
@@ -268,12 +271,17 @@ def bench(algorithms, env, threads, seconds, out, baseline, tolerance, repeat, u
         raise HarnessError("--seconds must be > 0")
     if (markdown_path or junit_path) and baseline is None:
         raise HarnessError("--markdown and --junit report the speed gate: give --compare BASELINE.json too")
-    if max(threads) > usable_cores():
+    bad = [s for s in schedules if s not in SCHEDULES]
+    if bad or not schedules:
+        raise HarnessError(f"--schedule: {', '.join(bad) or 'nothing given'}: use a comma-separated list of "
+                           f"{', '.join(SCHEDULES)}")
+    if max(threads) > usable_cores() and "hogwild" in schedules:
         click.echo(f"warning: {max(threads)} threads on {usable_cores()} usable cores: oversubscribed runs "
                    "measure the scheduler, not the method (flagged in the output)", err=True)
     try:
         result = b.run_bench(algorithms, env, threads, seconds, log=lambda m: click.echo(m, err=True), repeat=repeat,
-                             unshared_control=unshared_control, optimizer=optimizer, env_modules=tuple(env_modules))
+                             unshared_control=unshared_control, optimizer=optimizer, env_modules=tuple(env_modules),
+                             schedules=tuple(schedules))
     except b.BenchError as exc:
         click.echo(f"harness: error: {exc}", err=True)
         raise SystemExit(1) from None

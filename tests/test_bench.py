@@ -181,3 +181,17 @@ def test_bench_bad_input_is_one_line_exit_2():
     assert res.exit_code == 2 and "unknown algorithm" in res.output
     res = CliRunner().invoke(cli, ["bench", "--threads", "0"])
     assert res.exit_code == 2
+
+
+def test_bench_rows_of_the_virtual_and_synchronous_schedules(tmp_path):
+    """Each schedule at each thread count, beside a 1-worker Hogwild run of the same round."""
+    out = tmp_path / "bench.json"
+    res = CliRunner().invoke(cli, ["bench", "--algo", "a3c", "--env", "CartPole-v1", "--threads", "2",
+                                   "--schedule", "virtual,sync", "--seconds", "0.5", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["threads"], r["schedule"]) for r in rows] == [(1, "hogwild"), (2, "virtual"), (2, "sync")]
+    assert rows[0]["vs_one_worker"] == 1.0 and all(r["vs_one_worker"] > 0 for r in rows)
+    assert rows[2]["lag_max"] == 0.0  # one learner: no lag
+    bad = CliRunner().invoke(cli, ["bench", "--schedule", "lockstep", "--out", str(tmp_path / "x.json")])
+    assert bad.exit_code == 2 and "--schedule: lockstep" in bad.output
