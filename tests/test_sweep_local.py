@@ -326,3 +326,45 @@ def test_a3c_lstm_sweeps_and_reports_like_any_other_algorithm(tmp_path):
     for algo, row in rows.items():
         assert row["state"] == "done" and row["score_source"] == "eval", (algo, row)
         assert float(row["final_score"]) > 0 and float(row["frames_reached"]) >= 3000
+
+
+SCHEDULES = """\
+games: [CartPole-v1]
+algorithms: [a3c]
+threads: [1, 2]
+learning_rates: [1.0e-3]
+seeds: [0]
+frames: 3000
+schedules: [hogwild, virtual, sync]
+eval: {episodes: 1}
+"""
+
+
+def test_a_suite_with_every_schedule_sweeps_and_reports(tmp_path):
+    """``schedules: [hogwild, virtual, sync]``: six runs, each its schedule; the report keeps the three
+    apart (runs, speedup with data efficiency, Fig. 4), and the virtual runs are on their virtual clock."""
+    import csv
+    import json as json_
+
+    f = write_suite(tmp_path, "schedules", SCHEDULES)
+    results = tmp_path / "results"
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "demo", "--suite", str(f), "--results-dir", str(results)],
+                          capture_output=True, text=True, timeout=300, env=_env(), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    suite_dir = results / "schedules"
+    for schedule in ("hogwild", "virtual", "sync"):
+        config = json_.loads((suite_dir / f"a3c-CartPole-v1-t02-lr1e-03-s0-{schedule}" / "config.json").read_text())
+        assert config["schedule"] == schedule and (config["time_model"] is not None) == (schedule == "virtual")
+    status = json_.loads((suite_dir / "a3c-CartPole-v1-t02-lr1e-03-s0-virtual" / "status.json").read_text())
+    assert status["virtual_seconds"] > 0 and status["state"] == "done"
+    tables = suite_dir / "report" / "tables"
+    with open(tables / "runs.csv", newline="") as fh:
+        methods = sorted({r["algorithm"] for r in csv.DictReader(fh)})
+    assert methods == ["a3c", "a3c/sync", "a3c/virtual"]
+    with open(tables / "speedup.csv", newline="") as fh:
+        speed = [r for r in csv.DictReader(fh) if r["game"] == "CartPole-v1"]
+    assert sorted({r["algorithm"] for r in speed}) == methods and "data_efficiency" in speed[0]
+    md = (tables / "speedup.md").read_text()
+    assert "A3C (virtual)" in md and "A3C (sync)" in md
+    assert (suite_dir / "report" / "figures" / "fig4_training_speed.png").exists()
