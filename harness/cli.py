@@ -53,7 +53,10 @@ def _option_for(prefix: str, f: dataclasses.Field, group: str) -> click.Option:
         return click.Option([f"{flag}/--no-{prefix}{f.name.replace('_', '-')}", dest], default=None, help=help_text)
     if isinstance(default, (tuple, list)):
         return click.Option([flag, dest], default=None, metavar="A,B,...", help=help_text + " (comma-separated)")
-    kind = type(default) if isinstance(default, (int, float)) else float if f.name == "stop_return" else str
+    if isinstance(default, (int, float)):
+        kind = type(default)
+    else:  # no default (None): the annotation says what a value is ("float | None")
+        kind = {"int": int, "float": float}.get(str(f.type).split("|")[0].strip(), str)
     if kind is int:
         kind = _IntLike()
     return click.Option([flag, dest], type=kind, default=None, help=help_text)
