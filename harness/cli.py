@@ -158,10 +158,12 @@ def run_one(cfg, out: Path, resume: bool = True, label: str = "") -> int:
         click.echo("", err=True)
     summary = (f"{result.state}: {result.frames:,} frames in {result.wall_seconds:.1f} s "
                f"({result.frames_per_second:,.0f} frames/s)")
-    if result.error:
+    if result.error and result.state != "failed":
         summary += f" — {result.error}"
     click.echo(summary)
     click.echo(f"output: {out}")
+    if result.state == "failed":  # what went wrong and what to do: one line, like every error
+        click.echo(f"harness: error: {result.error or 'the run failed'}", err=True)
     return EXIT_CODES.get(result.state, 1)
 
 

@@ -1,8 +1,14 @@
 """The run folder on disk: crash-safe writes and reads of the files of the results contract.
 
-JSON files are replaced atomically (temporary file, fsync, rename). CSV files are appended whole
-lines at a time with one ``write`` call each, so a killed process never leaves half a row; readers
-still drop an unterminated last line, in case a disk filled up mid-write.
+JSON files and checkpoints are replaced atomically (temporary file, fsync, rename:
+:func:`write_atomic`). CSV files are appended whole lines at a time with one ``write`` call each, so
+a killed process never leaves half a row; readers still drop an unterminated last line, in case a
+disk filled up mid-write.
+
+Every write here fails as an ``OSError`` that names the file (:func:`os_error_of`), whatever the
+writer raised: torch's zip writer, for one, reports a full disk as a ``RuntimeError`` ("unexpected
+pos ...") raised while it closes the file. Callers catch ``OSError`` and say it in one line with
+:func:`describe_os_error`.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import socket
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,21 +37,91 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+#: below this many free bytes a write that failed without saying why is taken for a full disk
+FULL_DISK_BYTES = 64 * 1024
+
+_HINTS = {errno.ENOSPC: "free disk space", errno.EDQUOT: "free disk space (quota)",
+          errno.EROFS: "the file system is read-only", errno.ENOTDIR: "a part of the path is a file, not a folder",
+          errno.ENAMETOOLONG: "use a shorter name", errno.EACCES: "check the folder's permissions",
+          errno.EEXIST: "a file of that name is in the way"}
+
+
+def describe_os_error(exc: OSError, what: str, fix: str) -> str:
+    """``<file>: <reason> while <what> (<hint>): <fix>`` for a failed file operation (ENOSPC, EROFS, ...)."""
+    where = exc.filename or "?"
+    reason = exc.strerror or type(exc).__name__
+    hint = _HINTS.get(exc.errno)
+    return f"{where}: {reason} while {what}" + (f" ({hint})" if hint else "") + f": {fix}"
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Bytes an unprivileged process may still write on the file system of ``folder`` (None: unknown)."""
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False, default=str)
-            f.write("\n")
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def os_error_of(exc: BaseException, path: Path) -> OSError | None:
+    """The file-system error behind ``exc``, raised while writing ``path``, as an ``OSError`` that names
+    ``path`` (not the temporary file being written); None when ``exc`` is no such error (a bug, a
+    pickling error: let it propagate).
+
+    It is ``exc`` itself, or the first ``OSError`` with an errno in its chain of causes and contexts (a
+    library that wraps the error it met, or raises another one while cleaning up after it); failing
+    that, ``ENOSPC`` when the file system of ``path`` has (next to) no free space left, for a library
+    that drops the errno altogether. Check before removing what the failed write left behind."""
+    path = Path(path)
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno is not None:
+            return e if e.filename == str(path) else OSError(e.errno, e.strerror or os.strerror(e.errno), str(path))
+        e = e.__cause__ or e.__context__
+    if isinstance(exc, Exception):
+        free = free_bytes(path.parent)
+        if free is not None and free < FULL_DISK_BYTES:
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return None
+
+
+def write_atomic(path: Path, write: Callable[[IO[bytes]], None], keep_previous: Path | None = None) -> None:
+    """Replace ``path`` with what ``write(file)`` writes, or leave it as it was: a temporary file beside
+    it (``.<name>.XXXX.tmp``), fsync, rename. ``keep_previous``: move the current file there first.
+
+    Any failure leaves no temporary file behind; one of the file system (full disk, read-only, quota),
+    whatever the writer raised for it, comes out as an ``OSError`` naming ``path``
+    (:func:`os_error_of`)."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are for everyone who can read the folder
+        if keep_previous is not None and path.exists():
+            os.replace(path, keep_previous)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except BaseException as exc:
+        error = os_error_of(exc, path)  # before the temporary file goes: it may be what filled the disk
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if error is None:
+            raise
+        raise error from exc
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
+    write_atomic(path, lambda f: f.write(text.encode()))
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -150,17 +226,8 @@ def truncate_csv_after(path: Path, frames: int, columns: Iterable[str] | None = 
             raise CsvError(f"{path} line {number} is malformed ({line.strip()[:60]!r})") from None
         if at <= frames:
             kept.append(line)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(head + "".join(kept))
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = head + "".join(kept)
+    write_atomic(path, lambda f: f.write(text.encode()))
     return dropped
 
 

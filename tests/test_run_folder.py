@@ -24,7 +24,9 @@ from harness.cli import cli
 from harness.config import make_run_config
 from harness.engine import train
 from harness.engine.run import CHECKPOINT, PREVIOUS_CHECKPOINT
+from tests.real_faults import remount, small_disk  # noqa: F401 - small_disk is a fixture
 
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TINY = ["--algo", "a3c", "--env", "CartPole-v1", "--frames", "3000", "--eval-episodes", "1"]
 
 
@@ -40,6 +42,29 @@ def _one_line_error(result, code: int, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], lines[0]
     return lines[0]
+
+
+def _harness(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``harness ARGS`` in its own process, as a user runs it (``tests/fixtures`` importable)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(FIXTURES), env.get("PYTHONPATH")) if p)
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def _one_error_line(proc: subprocess.CompletedProcess, code: int, *needles: str) -> str:
+    """The process exited with ``code``, printed no traceback and exactly one error line on stderr."""
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("harness: error:")]
+    assert len(lines) == 1, proc.stdout + proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def _no_temporary_files(folder: Path) -> None:
+    assert not list(folder.glob("*.tmp")) and not list(folder.glob(".*.tmp")), sorted(os.listdir(folder))
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -202,7 +227,7 @@ def test_disk_full_during_a_checkpoint_fails_the_run_honestly(tmp_path, monkeypa
                           engine={"checkpoint_seconds": 0.5, "max_seconds": 120.0})
     result = train(cfg, out)
     assert result.state == "failed"
-    assert "checkpoint.tmp: No space left on device" in result.error and "free disk space" in result.error
+    assert f"{out / CHECKPOINT}: No space left on device" in result.error and "free disk space" in result.error
     assert "rerun the same command" in result.error and "\n" not in result.error
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))  # no stray temporary file
     status = json.loads((out / "status.json").read_text())
@@ -233,6 +258,60 @@ def test_unwritable_out_folders_are_one_line_exit_2(tmp_path, monkeypatch):
 
     monkeypatch.setattr(store.FolderLock, "acquire", read_only)
     _one_line_error(_cli(*TINY, "--out", str(tmp_path / "ro")), 2, "Read-only file system", "another --out")
+
+
+# ---------------------------------------------------------------------------------------------- real faults
+# The faults above are raised by hand; these make them happen: a small file system that fills up, one
+# that is read-only.
+def test_a_disk_that_fills_up_while_the_checkpoint_is_written(small_disk):
+    """The checkpoint (about 280 KB for CartPole's A3C) cannot fit on a 200 KiB disk. torch's zip writer
+    reports the ENOSPC as a RuntimeError ('unexpected pos ...') raised while it closes the file."""
+    out = small_disk("200k") / "run"
+    proc = _harness("train", "--algo", "a3c", "--env", "CartPole-v1", "--threads", "1", "--seed", "3",
+                    "--frames", "6000", "--eval-episodes", "1", "--out", str(out))
+    line = _one_error_line(proc, 1, f"{out / CHECKPOINT}: No space left on device", "(free disk space)",
+                           "rerun the same command (no checkpoint yet: it starts over)")
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "failed" and line == f"harness: error: {status['error']}"
+    episodes = pd.read_csv(out / "episodes.csv")
+    assert len(episodes) > 0 and status["frames_done"] >= max(6000, episodes["frames"].max())
+    assert not (out / CHECKPOINT).exists()  # none ever fitted
+    _no_temporary_files(out)
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_and_every_episode_up_to_it(small_disk):
+    disk = small_disk("450k")  # room for one checkpoint, not for a second beside it
+    out = disk / "run"
+    _interrupted_run(out)
+    kept_checkpoint = (out / CHECKPOINT).read_bytes()
+    ckpt_frames = int(torch.load(out / CHECKPOINT, weights_only=False)["frames"])
+    episodes = pd.read_csv(out / "episodes.csv")
+    kept = episodes[episodes["frames"] <= ckpt_frames].reset_index(drop=True)
+    command = ("train", "--algo", "a3c", "--env", "CartPole-v1", "--frames", "8000", "--eval-episodes", "1",
+               "--out", str(out))
+    proc = _harness(*command)
+    line = _one_error_line(proc, 1, f"{out / CHECKPOINT}: No space left on device",
+                           "rerun the same command to resume from the last checkpoint")
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "failed" and line.endswith(status["error"])
+    assert status["frames_done"] >= 8000 and status["resumed_from_frames"] == ckpt_frames
+    assert (out / CHECKPOINT).read_bytes() == kept_checkpoint and not (out / PREVIOUS_CHECKPOINT).exists()
+    _no_temporary_files(out)
+    after = pd.read_csv(out / "episodes.csv")
+    assert after.iloc[: len(kept)].equals(kept) and len(after) > len(kept)  # nothing finished lost
+    # what the line says: free disk space, rerun the same command; it resumes from the kept checkpoint
+    remount(disk, "size=4m")
+    proc = _harness(*command)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "done" and status["resumed_from_frames"] == ckpt_frames
+
+
+def test_a_read_only_file_system_as_out_is_one_line_exit_2(small_disk):
+    disk = small_disk("64k")
+    remount(disk, "ro")
+    _one_line_error(_cli(*TINY, "--out", str(disk / "run")), 2, "Read-only file system", "another --out")
+    assert not (disk / "run").exists()
 
 
 # ---------------------------------------------------------------------------------------------- kills

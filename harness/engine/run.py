@@ -17,7 +17,6 @@ with the workers gone and the clock stopped, it evaluates the final model and an
 from __future__ import annotations
 
 import collections
-import errno
 import os
 import signal
 import sys
@@ -153,18 +152,6 @@ def _warn(message: str) -> None:
     print(f"harness: warning: {message}", file=sys.stderr, flush=True)
 
 
-def describe_os_error(exc: OSError, what: str, fix: str) -> str:
-    """``<file>: <reason> while <what>: <fix>`` for a failed file operation (ENOSPC, EROFS, ...)."""
-    where = exc.filename or "?"
-    reason = exc.strerror or type(exc).__name__
-    hints = {errno.ENOSPC: "free disk space", errno.EDQUOT: "free disk space (quota)",
-             errno.EROFS: "the file system is read-only", errno.ENOTDIR: "a part of the path is a file, not a folder",
-             errno.ENAMETOOLONG: "use a shorter name", errno.EACCES: "check the folder's permissions",
-             errno.EEXIST: "a file of that name is in the way"}
-    hint = hints.get(exc.errno)
-    return f"{where}: {reason} while {what}" + (f" ({hint})" if hint else "") + f": {fix}"
-
-
 def train(
     cfg: RunConfig,
     out_dir: Path,
@@ -194,7 +181,7 @@ def train(
     except store.LockBusy as exc:
         raise RunFolderError(str(exc)) from None
     except OSError as exc:
-        raise RunFolderError(describe_os_error(exc, "creating the run folder", elsewhere)) from None
+        raise RunFolderError(store.describe_os_error(exc, "creating the run folder", elsewhere)) from None
     try:
         if lock.stale:
             warn(f"{out_dir}: taking over the lock of pid {lock.stale.get('pid')}, which is gone")
@@ -205,7 +192,7 @@ def train(
         try:
             store.write_json_atomic(out_dir / "config.json", cfg.to_dict())
         except OSError as exc:
-            raise RunFolderError(describe_os_error(exc, "writing config.json", elsewhere)) from None
+            raise RunFolderError(store.describe_os_error(exc, "writing config.json", elsewhere)) from None
         return _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn)
     finally:
         lock.release()
@@ -315,7 +302,7 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
             for name in ("episodes.csv", "evals.csv", CHECKPOINT, PREVIOUS_CHECKPOINT):
                 (out_dir / name).unlink(missing_ok=True)
         (out_dir / "evals.csv").unlink(missing_ok=True)
-        for stray in out_dir.glob("checkpoint*.tmp"):  # a checkpoint write cut short
+        for stray in [*out_dir.glob(".*.tmp"), *out_dir.glob("checkpoint*.tmp")]:  # writes cut short by a kill
             stray.unlink()
         episodes_log = store.CsvLog(out_dir / "episodes.csv", store.EPISODE_COLUMNS)
     except RunFolderError as exc:
@@ -325,7 +312,7 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
         raise
     except OSError as exc:
         probe_env.close()
-        msg = describe_os_error(exc, "preparing the run folder", "rerun the same command")
+        msg = store.describe_os_error(exc, "preparing the run folder", "rerun the same command")
         _mark_failed(out_dir, msg, previous)
         raise RunFolderError(msg, exit_code=1) from None
 
@@ -354,7 +341,7 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
         store.write_json_atomic(out_dir / "status.json", status)
     except OSError as exc:
         probe_env.close()
-        msg = describe_os_error(exc, "writing status.json", resume_hint)
+        msg = store.describe_os_error(exc, "writing status.json", resume_hint)
         _mark_failed(out_dir, msg, status)
         raise RunFolderError(msg, exit_code=1) from None
 
@@ -386,25 +373,23 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
     lags: dict[int, list] = {}  # rank -> that worker's policy-lag histogram (engine.lag)
 
     def save_checkpoint(frames: int, wall: float) -> None:
-        """Atomically: write checkpoint.tmp, fsync, keep the current checkpoint as the previous one,
-        rename. A write that fails leaves no temporary file and the older checkpoints intact."""
-        tmp = ckpt_path.with_suffix(".tmp")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(
-                    {"frames": frames, "wall_seconds": wall, "params": params.clone(),
-                     "target": None if target is None else target.clone(), "opt_stats": opt_state.stats.clone(),
-                     "snapshots": snapshots, "virtual_seconds": clock.value},
-                    f,
-                )
-                f.flush()
-                os.fsync(f.fileno())
-            if ckpt_path.exists():
-                os.replace(ckpt_path, out_dir / PREVIOUS_CHECKPOINT)
-            os.replace(tmp, ckpt_path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        """Atomically (store.write_atomic), keeping the current checkpoint as the previous one. A write
+        that fails leaves no temporary file and the older checkpoints intact, and raises OSError."""
+        ckpt = {"frames": frames, "wall_seconds": wall, "params": params.clone(),
+                "target": None if target is None else target.clone(), "opt_stats": opt_state.stats.clone(),
+                "snapshots": snapshots, "virtual_seconds": clock.value}
+        store.write_atomic(ckpt_path, lambda f: torch.save(ckpt, f), keep_previous=out_dir / PREVIOUS_CHECKPOINT)
+
+    def rerun() -> str:
+        return resume_hint if ckpt_path.exists() else "rerun the same command (no checkpoint yet: it starts over)"
+
+    def write_failed(exc: OSError) -> None:
+        """A write of the run's files failed (disk full, read-only, ...): the run ends as failed, with
+        the first such error; nothing more is written to episodes.csv."""
+        nonlocal state, error, episodes_log
+        episodes_log = None
+        if state != "failed":
+            state, error = "failed", store.describe_os_error(exc, "writing the run's files", rerun())
 
     def drain(block_seconds: float) -> None:
         nonlocal state, error, n_episodes
@@ -433,8 +418,12 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
                 memory["peak_worker_rss_mb"] = max(memory["peak_worker_rss_mb"], payload[1])
             elif kind == "started" and frames0 == 0 and status.get("startup_seconds") is None:
                 status["startup_seconds"] = payload[1]  # the first update of any worker ends start-up
-        if rows:
-            episodes_log.append(rows)
+        if rows and episodes_log is not None:
+            try:
+                episodes_log.append(rows)
+            except OSError as exc:  # also while shutting down, with episodes still in flight
+                write_failed(exc)
+                return
             n_episodes += len(rows)
 
     with _Signals() as signals:
@@ -490,7 +479,7 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
                     fps = (T - frames0) / done_wall if done_wall > 0 else 0.0
                     on_progress(Progress(T, cfg.frames, wall, fps, (sum(recent) / len(recent)) if recent else None, n_episodes))
         except OSError as exc:  # disk full, read-only, ...: the run stops as failed, with what and where
-            state, error = "failed", describe_os_error(exc, "writing the run's files", resume_hint)
+            write_failed(exc)
         finally:
             _sample_memory(procs, memory)  # once more while the workers are alive: short runs end between samples
             stop.set()
@@ -518,7 +507,7 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
                 if interrupted:
                     state, error = "interrupted", "interrupted during evaluation"
         except OSError as exc:
-            state, error = "failed", describe_os_error(exc, "writing the run's files", resume_hint)
+            write_failed(exc)
     probe_env.close()
     status.pop("phase", None)
     status.update(state=state, error=error, ended_at=store.utc_now())
@@ -526,7 +515,7 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
         store.write_json_atomic(out_dir / "status.json", status)
     except OSError as exc:  # the disk allows not even that: say so on the way out
         if state != "failed":
-            state, error = "failed", describe_os_error(exc, "writing status.json", resume_hint)
+            state, error = "failed", store.describe_os_error(exc, "writing status.json", rerun())
     return RunResult(state, error, T, wall, out_dir)
 
 

@@ -188,19 +188,12 @@ class _Control:
 # The driver
 def apply_files(run_dir: Path, msg: dict) -> None:
     """Write shipped files into the driver's run folder (atomically, in WRITE_ORDER)."""
-    import tempfile
-
     files = msg.get("files") or {}
     for name in WRITE_ORDER:
         if name not in files:
             continue
-        fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{name}.", suffix=".tmp")
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(files[name])
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, run_dir / name)
+        data = files[name]
+        store.write_atomic(run_dir / name, lambda f: f.write(data))
     for name in msg.get("deleted") or []:
         if name in READ_ORDER:
             (run_dir / name).unlink(missing_ok=True)
