@@ -119,6 +119,42 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], None], keep_previous: 
         raise error from exc
 
 
+#: space a run folder holds back while its run trains (see :class:`SpaceReserve`)
+RESERVE = ".space.reserve"
+RESERVE_BYTES = 64 * 1024
+
+
+class SpaceReserve:
+    """``RESERVE_BYTES`` of disk held in ``folder/.space.reserve`` while a run writes, so that its final
+    status.json can still be written after the disk has filled up under it: :meth:`release` hands the
+    space back just before that write. Best effort: on a disk without room even for this, nothing is held."""
+
+    def __init__(self, folder: Path, nbytes: int = RESERVE_BYTES):
+        self.path = Path(folder) / RESERVE
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(fd, 0, nbytes)
+                else:  # pragma: no cover - macOS
+                    os.pwrite(fd, b"\0" * nbytes, 0)
+            finally:
+                os.close(fd)
+        except OSError:
+            self.release()
+
+    def release(self) -> None:
+        self.discard(self.path.parent)
+
+    @staticmethod
+    def discard(folder: Path) -> None:
+        """Remove ``folder``'s reserve, if any (one left by a run that ended by an exception or a kill)."""
+        try:
+            (Path(folder) / RESERVE).unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     text = json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
     write_atomic(path, lambda f: f.write(text.encode()))

@@ -24,7 +24,7 @@ from harness.cli import cli
 from harness.config import make_run_config
 from harness.engine import train
 from harness.engine.run import CHECKPOINT, PREVIOUS_CHECKPOINT
-from tests.real_faults import remount, small_disk  # noqa: F401 - small_disk is a fixture
+from tests.real_faults import fill, remount, small_disk  # noqa: F401 - small_disk is a fixture
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TINY = ["--algo", "a3c", "--env", "CartPole-v1", "--frames", "3000", "--eval-episodes", "1"]
@@ -305,6 +305,61 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_every_episode_up_to_it(sm
     assert proc.returncode == 0, proc.stdout + proc.stderr
     status = json.loads((out / "status.json").read_text())
     assert status["state"] == "done" and status["resumed_from_frames"] == ckpt_frames
+
+
+def test_a_disk_that_fills_up_mid_run_fails_it_and_status_json_still_tells(small_disk, monkeypatch):
+    """The disk fills while episodes are being written (a filler file takes its last byte): episodes.csv
+    and the shutdown, which still has episodes in flight, meet ENOSPC; status.json is written in the
+    space the run held back for it (store.SpaceReserve)."""
+    import harness.cli as cli_module
+
+    disk = small_disk("1m")
+    out = disk / "run"
+    filled = []
+
+    def filling_printer(label):
+        def on_progress(p):
+            if p.episodes > 0 and not filled:
+                filled.append(fill(disk))
+        return on_progress
+
+    monkeypatch.setattr(cli_module, "_progress_printer", filling_printer)
+    result = _cli("--algo", "a3c", "--env", "CartPole-v1", "--threads", "2", "--frames", "1e7", "--max-seconds", "120",
+                  "--checkpoint-seconds", "0", "--eval-episodes", "1", "--out", str(out))
+    assert filled, (result.output, result.exception, result.exit_code)
+    line = _one_line_error(result, 1, f"{out / 'episodes.csv'}: No space left on device", "(free disk space)",
+                           "rerun the same command")
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "failed" and line == f"harness: error: {status['error']}"
+    text = (out / "episodes.csv").read_text()
+    episodes = pd.read_csv(out / "episodes.csv")
+    assert text.endswith("\n") and len(episodes) > 0  # whole rows only
+    assert status["frames_done"] >= episodes["frames"].max() > 0  # the frames trained, not 0
+    _no_temporary_files(out)
+    assert not (out / store.RESERVE).exists()
+
+
+def test_where_not_even_status_json_can_be_written_the_run_still_ends_with_one_line(small_disk):
+    """A disk with 16 KiB free: room for the lock, config.json, status.json and the first 4 KiB of
+    episodes.csv, none for the space a run holds back. episodes.csv fills the disk, and the final
+    status.json cannot be written."""
+    disk = small_disk("1m")
+    filler = fill(disk)
+    os.truncate(filler, filler.stat().st_size - 16 * 1024)  # exactly four 4 KiB pages free
+    out = disk / "run"
+    proc = _harness("train", "--algo", "a3c", "--env", "CartPole-v1", "--frames", "1e7", "--max-seconds", "120",
+                    "--checkpoint-seconds", "0", "--out", str(out))
+    line = _one_error_line(proc, 1, f"{out / 'episodes.csv'}: No space left on device", "(free disk space)",
+                           "rerun the same command", f"{out / 'status.json'} could not be written either",
+                           "it still says 'running'")
+    assert "\n" not in line
+    # status.json holds what this attempt wrote as it started; `harness status` shows such a run as cut off
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "running" and status["frames_done"] == 0
+    text = (out / "episodes.csv").read_text()
+    assert text.endswith("\n") and len(pd.read_csv(out / "episodes.csv")) > 0  # whole rows only
+    _no_temporary_files(out)
+    assert not (out / store.RESERVE).exists()
 
 
 def test_a_read_only_file_system_as_out_is_one_line_exit_2(small_disk):

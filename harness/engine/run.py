@@ -195,6 +195,7 @@ def train(
             raise RunFolderError(store.describe_os_error(exc, "writing config.json", elsewhere)) from None
         return _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn)
     finally:
+        store.SpaceReserve.discard(out_dir)  # whichever way _train ended
         lock.release()
 
 
@@ -344,6 +345,8 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
         msg = store.describe_os_error(exc, "writing status.json", resume_hint)
         _mark_failed(out_dir, msg, status)
         raise RunFolderError(msg, exit_code=1) from None
+    # held until the final status.json, so that it can be written even once the disk has filled up
+    reserve = store.SpaceReserve(out_dir)
 
     ctx = mp.get_context(method)
     status["start_method"] = method
@@ -511,11 +514,16 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
     probe_env.close()
     status.pop("phase", None)
     status.update(state=state, error=error, ended_at=store.utc_now())
+    reserve.release()  # the space it held is for this write
     try:
         store.write_json_atomic(out_dir / "status.json", status)
     except OSError as exc:  # the disk allows not even that: say so on the way out
+        still = (store.read_json(out_dir / "status.json") or {}).get("state")
+        says = f"it still says {still!r}" if still else "there is none"
         if state != "failed":
-            state, error = "failed", store.describe_os_error(exc, "writing status.json", rerun())
+            state, error = "failed", f"{store.describe_os_error(exc, 'writing status.json', rerun())}; {says}"
+        else:
+            error = f"{error}; {out_dir / 'status.json'} could not be written either ({exc.strerror or exc}): {says}"
     return RunResult(state, error, T, wall, out_dir)
 
 
