@@ -141,9 +141,9 @@ def observation_kind(spec: EnvSpec, env_settings: EnvSettings) -> str:
     """``"image"`` (Atari) or ``"vector"``, without stepping the environment."""
     if spec.is_atari:
         return "image"
-    import gymnasium as gym
+    from harness.envs import gym_make
 
-    env = gym.make(spec.env_id)
+    env = gym_make(spec.env_id)  # EnvError (one line) when it cannot be built
     try:
         return "image" if len(env.observation_space.shape or ()) == 3 else "vector"
     finally:
@@ -190,7 +190,10 @@ def make_run_config(
     env_s = _dataclass_from(EnvSettings, env_settings or {}, "environment")
     engine_s = _dataclass_from(EngineSettings, engine or {}, "engine")
     eval_s = _dataclass_from(EvalSettings, eval or {}, "eval")
-    kind = observation_kind(spec, env_s)
+    try:
+        kind = observation_kind(spec, env_s)
+    except EnvError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         hp = algo_cls.make_hyperparameters(kind, hyperparameters)
     except (TypeError, ValueError) as exc:

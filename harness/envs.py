@@ -31,6 +31,11 @@ class EnvError(ValueError):
     """An environment name or setting that cannot be used."""
 
 
+class EnvBuildError(EnvError):
+    """An environment whose construction raised (a missing optional dependency, a missing module, a
+    constructor that fails): one line with the error and what to do (:func:`cannot_build`)."""
+
+
 @dataclass(frozen=True)
 class EnvSettings:
     """Protocol settings (see README, "Atari protocol"): the paper's DQN preprocessing (frame skip 4
@@ -93,7 +98,9 @@ def import_env_modules(modules: list[str] | tuple[str, ...]) -> None:
         try:
             module = importlib.import_module(name)
         except ImportError as exc:
-            raise EnvError(f"env module {name!r} cannot be imported: {exc}") from None
+            raise EnvError(f"env module {name!r} cannot be imported: {_one_line(exc)}") from None
+        except Exception as exc:  # noqa: BLE001 - a module that fails while it is imported, whatever it raises
+            raise EnvError(f"env module {name!r} cannot be imported: {type(exc).__name__}: {_one_line(exc)}") from None
         if not func or entry in _REGISTERED:
             continue
         register = getattr(module, func, None)
@@ -103,8 +110,38 @@ def import_env_modules(modules: list[str] | tuple[str, ...]) -> None:
         try:
             register()
         except Exception as exc:  # noqa: BLE001 - a third party's failure, reported in one line
-            raise EnvError(f"{entry}() failed: {type(exc).__name__}: {exc}") from None
+            raise EnvError(f"{entry}() failed: {type(exc).__name__}: {_one_line(exc)}") from None
         _REGISTERED.add(entry)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def cannot_build(env_id: str, exc: BaseException) -> EnvBuildError:
+    """The one-line error for an environment whose construction raised ``exc``: gymnasium's own advice
+    where it gives one (``DependencyNotInstalled``: "pip install swig, then gymnasium[box2d]"), else
+    what to do about the package that provides it."""
+    from gymnasium.error import DependencyNotInstalled
+
+    msg = f"environment {env_id!r} cannot be built: {type(exc).__name__}: {_one_line(exc)}"
+    if isinstance(exc, DependencyNotInstalled):
+        return EnvBuildError(msg)
+    if isinstance(exc, ImportError):
+        return EnvBuildError(f"{msg}: install the package that provides it, or fix its registration")
+    return EnvBuildError(f"{msg}: fix or reinstall the package that provides it, or use another environment")
+
+
+def gym_make(env_id: str, **kwargs):
+    """``gymnasium.make``; any failure (a missing optional dependency, an entry point whose module is
+    not there, a constructor that raises) is an :class:`EnvBuildError` of one line (:func:`cannot_build`)."""
+    import gymnasium as gym
+
+    register_shipped_envs()
+    try:
+        return gym.make(env_id, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - whatever the environment's package raises
+        raise cannot_build(env_id, exc) from exc
 
 
 #: environments this harness ships (registered with gymnasium on first use in every process)
@@ -230,8 +267,7 @@ class GymStepEnv(StepEnv):
     def __init__(self, spec: EnvSpec):
         import gymnasium as gym
 
-        register_shipped_envs()
-        self._env = gym.make(spec.env_id)
+        self._env = gym_make(spec.env_id)
         space = self._env.action_space
         if not isinstance(space, gym.spaces.Discrete):
             raise EnvError(f"{spec.env_id} has action space {space}; the harness needs a Discrete one")
@@ -256,9 +292,14 @@ class GymStepEnv(StepEnv):
 
 
 def make_env(spec: EnvSpec, settings: EnvSettings) -> StepEnv:
-    """Build the environment a worker (or evaluator) steps."""
-    if spec.is_atari:
+    """Build the environment a worker (or evaluator) steps. Any failure is an :class:`EnvError` of one
+    line: :class:`EnvBuildError` when its construction raised, else an action space the harness cannot
+    train on."""
+    if not spec.is_atari:
+        return GymStepEnv(spec)
+    try:
         import ale_py  # noqa: F401  (ROMs ship with ale-py; nothing is downloaded)
 
         return AtariStepEnv(spec, settings)
-    return GymStepEnv(spec)
+    except Exception as exc:  # noqa: BLE001
+        raise cannot_build(spec.env_id, exc) from exc

@@ -262,7 +262,7 @@ def test_unwritable_out_folders_are_one_line_exit_2(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------------------------------- real faults
 # The faults above are raised by hand; these make them happen: a small file system that fills up, one
-# that is read-only.
+# that is read-only, environments whose package is missing or broken.
 def test_a_disk_that_fills_up_while_the_checkpoint_is_written(small_disk):
     """The checkpoint (about 280 KB for CartPole's A3C) cannot fit on a 200 KiB disk. torch's zip writer
     reports the ENOSPC as a RuntimeError ('unexpected pos ...') raised while it closes the file."""
@@ -367,6 +367,58 @@ def test_a_read_only_file_system_as_out_is_one_line_exit_2(small_disk):
     remount(disk, "ro")
     _one_line_error(_cli(*TINY, "--out", str(disk / "run")), 2, "Read-only file system", "another --out")
     assert not (disk / "run").exists()
+
+
+def test_an_environment_whose_optional_dependency_is_missing_is_one_line_exit_2(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("Box2D") is not None:
+        pytest.skip("Box2D is installed here, so LunarLander-v3 builds")
+    out = tmp_path / "run"
+    proc = _harness("train", "--algo", "a3c", "--env", "LunarLander-v3", "--frames", "3000", "--out", str(out))
+    _one_error_line(proc, 2, "environment 'LunarLander-v3' cannot be built", "DependencyNotInstalled",
+                    "pip install swig", 'gymnasium[box2d]')
+    assert not out.exists()  # a bad argument: nothing written
+
+
+def test_an_environment_whose_entry_point_module_is_missing_is_one_line_exit_2(tmp_path):
+    import gymnasium
+
+    from harness.config import ConfigError
+
+    gymnasium.register("MissingHere-v0", entry_point="no_such_module_xyz:Env")
+    try:
+        with pytest.raises(ConfigError, match="environment 'MissingHere-v0' cannot be built: ModuleNotFoundError: "
+                                              "No module named 'no_such_module_xyz'"):
+            make_run_config(algorithm="a3c", env="MissingHere-v0", frames=3000)
+    finally:
+        del gymnasium.registry["MissingHere-v0"]
+    # the same from the command line, the id registered by an --env-module
+    out = tmp_path / "run"
+    proc = _harness("train", "--algo", "a3c", "--env", "Missing-v0", "--env-module", "fault_envs", "--frames", "3000",
+                    "--out", str(out))
+    _one_error_line(proc, 2, "environment 'Missing-v0' cannot be built", "No module named 'no_such_module_xyz'",
+                    "install")
+    assert not out.exists()
+
+
+def test_an_env_module_that_raises_at_import_is_one_line_exit_2(tmp_path):
+    out = tmp_path / "run"
+    proc = _harness("train", "--algo", "a3c", "--env", "CartPole-v1", "--env-module", "broken_env_module",
+                    "--frames", "3000", "--out", str(out))
+    _one_error_line(proc, 2, "env module 'broken_env_module' cannot be imported",
+                    "RuntimeError: broken_env_module 0.1 is broken: reinstall it")
+    assert not out.exists()
+
+
+def test_an_environment_that_fails_only_in_the_workers_fails_the_run_with_one_line(tmp_path):
+    out = tmp_path / "run"
+    proc = _harness("train", "--algo", "a3c", "--env", "WorkerOnly-v0", "--env-module", "fault_envs",
+                    "--frames", "3000", "--out", str(out))
+    line = _one_error_line(proc, 1, "worker 0 raised", "environment 'WorkerOnly-v0' cannot be built",
+                           "pip install fake-sim")
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "failed" and line.endswith(status["error"])
 
 
 # ---------------------------------------------------------------------------------------------- kills

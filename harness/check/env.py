@@ -212,10 +212,13 @@ class _EnvCheck:
 
     # -- api ---------------------------------------------------------------------------------
     def builds(self):
-        from harness.envs import EnvError
+        from harness.envs import EnvBuildError, EnvError
 
         try:
             self.env = self._make()
+        except EnvBuildError as exc:
+            raise CheckFailure(str(exc), f"{self.spec.env_id} must build with gymnasium.make: install what it needs "
+                                         f"(the message says what), or fix the package that provides it") from None
         except EnvError as exc:
             raise CheckFailure(str(exc), "the harness trains on Discrete action spaces only: wrap the "
                                          "environment (e.g. discretise a Box action space)") from None

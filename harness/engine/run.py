@@ -36,7 +36,7 @@ from harness.engine import lag
 from harness.engine.sync import sync_main
 from harness.engine.virtual import virtual_main
 from harness.engine.worker import SharedState, worker_main
-from harness.envs import make_env
+from harness.envs import EnvError, make_env
 from harness.evaluate import evaluate, summarize
 from harness.plugins import load_algorithm
 
@@ -275,8 +275,9 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
         if probe_env is not None:
             probe_env.close()
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        msg = (f"setting up {cfg.algorithm} on {cfg.env} failed: {type(exc).__name__}: {detail} "
-               f"(harness check env {cfg.env} / harness check algorithm {cfg.algorithm} say more)")
+        msg = str(exc) if isinstance(exc, EnvError) else (
+            f"setting up {cfg.algorithm} on {cfg.env} failed: {type(exc).__name__}: {detail} "
+            f"(harness check env {cfg.env} / harness check algorithm {cfg.algorithm} say more)")
         _mark_failed(out_dir, msg, previous or {"schema_version": 1, "started_at": store.utc_now()})
         raise RunFolderError(msg, exit_code=1) from None
 
