@@ -16,6 +16,7 @@ import pytest
 
 from harness import store
 from harness.suite import load_suite
+from tests.real_faults import fill, remount, small_disk  # noqa: F401 - small_disk is a fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -272,6 +273,155 @@ def test_a_failing_run_does_not_stop_the_others(tmp_path):
     assert proc.returncode == 1 and "1 to run" in proc.stdout
     assert (bad / "runner.log").read_text().count("RuntimeError: exploding fixture") == 2
     assert status_of(good)["state"] == "done"
+
+
+FULL_DISK_SUITE = """\
+description: two CartPole runs on a disk too small for their checkpoints (about 280 KB each; 3,000 frames)
+games: [CartPole-v1]
+algorithms: [a3c]
+threads: [1]
+learning_rates: [1.0e-3, 2.0e-3]
+seeds: [0]
+frames: 3000
+eval: {episodes: 1}
+"""
+
+
+def test_a_full_disk_fails_its_runs_with_one_line_and_the_sweep_reports_them(tmp_path, small_disk):
+    disk = small_disk("200k")
+    f = write_suite(tmp_path, "fulldisk", FULL_DISK_SUITE)
+    results = disk / "results"
+    planned = sorted(r.run_id for r in load_suite(f).runs())
+    proc = run_sweep(f, results, "--cores", "1")  # one run at a time: each meets the full disk alone
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "Traceback" not in out
+    base = results / "fulldisk"
+    for rid in planned:
+        st = status_of(base / rid)
+        assert st["state"] == "failed", (rid, st)
+        assert f"{base / rid / 'checkpoint.pt'}: No space left on device" in st["error"], st["error"]
+        assert "(free disk space)" in st["error"] and "traceback" not in st
+        assert st["frames_done"] >= 3000
+        assert not list((base / rid).glob("*.tmp")) and not list((base / rid).glob(".*.tmp"))
+        assert f"{rid}: {st['error']}" in " ".join(out.split())  # the sweep's summary (rich may wrap it)
+    assert "Failed runs (2)" in out and "--retry-failed" in out
+    # free disk space, then what the summary says: both runs train again and finish
+    remount(disk, "size=8m")
+    again = run_sweep(f, results, "--cores", "1", "--retry-failed")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert all(status_of(base / rid)["state"] == "done" for rid in planned)
+
+
+DISK_FILLER_SUITE = """\
+description: a run whose first update fills the disk under its folder (sweep_fixture_algos:DiskFiller)
+games: [CartPole-v1]
+algorithms: ["sweep_fixture_algos:DiskFiller"]
+threads: [1]
+learning_rates: [1.0e-3]
+seeds: [0]
+frames: 1000000
+engine: {checkpoint_seconds: 0}
+eval: {episodes: 1}
+"""
+
+
+def test_a_disk_that_fills_up_mid_run_fails_that_run_with_one_line(tmp_path, small_disk):
+    """The disk fills in the middle of a run (its first update writes a filler file): episodes.csv meets
+    ENOSPC; the run's status.json is still written, in the space the engine held back for it."""
+    disk = small_disk("1m")
+    sys.path.insert(0, str(FIXTURES))
+    try:
+        f = write_suite(tmp_path, "filler", DISK_FILLER_SUITE)
+        (rid,) = [r.run_id for r in load_suite(f).runs()]
+    finally:
+        sys.path.remove(str(FIXTURES))
+    results = disk / "results"
+    env = _env()
+    env["HARNESS_TEST_FILL_DISK"] = str(disk)
+    proc = subprocess.run(sweep_cmd(f, results), capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "Traceback" not in out and "Failed runs (1)" in out
+    run_dir = results / "filler" / rid
+    st = status_of(run_dir)
+    assert st["state"] == "failed" and "traceback" not in st, st
+    assert st["error"].startswith(f"{run_dir / 'episodes.csv'}: No space left on device while writing the run's files "
+                                  f"(free disk space): rerun the same command")
+    assert st["frames_done"] > 0  # the frames it trained
+    assert f"{rid}: {st['error']}" in " ".join(out.split())
+
+
+def test_a_run_whose_outcome_the_disk_cannot_hold_is_still_reported_failed(tmp_path, small_disk):
+    """A run process that ended without a final status.json, on a disk with no room left for one: the
+    sweep keeps the failure itself (summary, exit code) and says that status.json could not be written."""
+    from harness.sweep import plan
+    from harness.sweep.display import problems_lines
+    from harness.sweep.local import prepare, settle
+
+    disk = small_disk("64k")
+    (run,) = load_suite(write_suite(tmp_path, "unrecorded", FULL_DISK_SUITE.replace("1.0e-3, 2.0e-3", "1.0e-3"))).runs()
+    rec = plan.RunRecord(run, disk / run.run_id)
+    prepare(rec)
+    store.write_json_atomic(rec.dir / "status.json", {"schema_version": 1, "state": "running", "frames_done": 0})
+    (rec.dir / plan.RUNNER_LOG).write_text("[runner 1] failed: 5,000 frames - episodes.csv: No space left on device\n")
+    fill(disk)
+    settle(rec, 1, stopping=False)
+    assert rec.state == "failed" and rec.unrecorded
+    assert rec.error.startswith("runner exited with code 1; last output: [runner 1] failed: 5,000 frames")
+    assert rec.error.endswith(f"{rec.dir / 'status.json'} could not be written (No space left on device)")
+    assert plan.read_record(rec).state == "failed"  # the sweep's later refreshes keep what it knows
+    assert any(rec.run_id in str(line) for line in problems_lines([rec]))
+    assert status_of(rec.dir)["state"] == "running"  # the folder could not be told
+
+
+FAULT_ENV_SUITE = """\
+description: environments that cannot be built inside a run, beside one that can (3,000 frames each)
+games: [CartPole-v1, WorkerOnly-v0, RunnerOnly-v0]
+algorithms: [a3c]
+threads: [1]
+learning_rates: [1.0e-3]
+seeds: [0]
+frames: 3000
+eval: {episodes: 1}
+env_modules: [fault_envs]
+"""
+
+
+def test_runs_whose_environment_cannot_be_built_fail_and_the_others_finish(tmp_path):
+    sys.path.insert(0, str(FIXTURES))
+    try:
+        f = write_suite(tmp_path, "faultenvs", FAULT_ENV_SUITE)
+        planned = {r.config.env: r.run_id for r in load_suite(f).runs()}
+    finally:
+        sys.path.remove(str(FIXTURES))
+    results = tmp_path / "results"
+    proc = run_sweep(f, results)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "Traceback" not in out
+    base = results / "faultenvs"
+    assert status_of(base / planned["CartPole-v1"])["state"] == "done"
+    worker = status_of(base / planned["WorkerOnly-v0"])  # builds in the run's process, not in its workers
+    assert worker["state"] == "failed"
+    assert "worker 0 raised" in worker["error"] and "environment 'WorkerOnly-v0' cannot be built" in worker["error"]
+    runner = status_of(base / planned["RunnerOnly-v0"])  # does not build in the run's process at all
+    assert runner["state"] == "failed" and "traceback" not in runner
+    assert runner["error"].startswith("environment 'RunnerOnly-v0' cannot be built: DependencyNotInstalled: ")
+    assert "pip install fake-sim" in runner["error"]
+    assert "Failed runs (2)" in out
+
+
+def test_a_suite_with_an_environment_that_cannot_be_built_is_refused_before_anything_runs(tmp_path):
+    f = write_suite(tmp_path, "missingenv", FAULT_ENV_SUITE.replace("WorkerOnly-v0, RunnerOnly-v0", "Missing-v0"))
+    results = tmp_path / "results"
+    proc = run_sweep(f, results)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert line.startswith("harness: error: ") and "Missing-v0" in line
+    assert "cannot be built" in line and "No module named 'no_such_module_xyz'" in line and "install" in line
+    assert not (results / "missingenv").exists()
 
 
 DEMO_LIKE = """\

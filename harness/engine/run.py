@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -244,11 +245,14 @@ def _load_checkpoint(out_dir: Path, numel: int, warn) -> dict | None:
     return None
 
 
-def _mark_failed(out_dir: Path, error: str, status: dict | None = None) -> None:
-    """status.json says ``failed`` with ``error``, as far as the disk allows."""
+def _mark_failed(out_dir: Path, error: str, status: dict | None = None, tb: str | None = None) -> None:
+    """status.json says ``failed`` with ``error`` (and ``traceback``), as far as the disk allows."""
     status = dict(status or store.read_json(out_dir / "status.json") or {"schema_version": 1})
     status.pop("phase", None)
     status.update(state="failed", error=error, ended_at=store.utc_now())
+    status.pop("traceback", None)  # an earlier attempt's
+    if tb:
+        status["traceback"] = tb
     try:
         store.write_json_atomic(out_dir / "status.json", status)
     except OSError:
@@ -278,7 +282,8 @@ def _train(cfg, out_dir, resume, on_progress, progress_every, hogwild, warn) -> 
         msg = str(exc) if isinstance(exc, EnvError) else (
             f"setting up {cfg.algorithm} on {cfg.env} failed: {type(exc).__name__}: {detail} "
             f"(harness check env {cfg.env} / harness check algorithm {cfg.algorithm} say more)")
-        _mark_failed(out_dir, msg, previous or {"schema_version": 1, "started_at": store.utc_now()})
+        _mark_failed(out_dir, msg, previous or {"schema_version": 1, "started_at": store.utc_now()},
+                     traceback.format_exc())  # for whoever debugs the plug-in or environment
         raise RunFolderError(msg, exit_code=1) from None
 
     frames0, elapsed0, snapshots, virtual0 = 0, 0.0, [], 0.0

@@ -49,6 +49,11 @@ def _sweep(suite, results_dir: Path, *, executor: str, max_parallel, retry_faile
                          address=address, cores=cores, console=_console())
     except (PlanError, LockedError, RayUnavailable) as exc:
         raise HarnessError(str(exc)) from None
+    except OSError as exc:  # the sweep's own files (lock, suite.json) on a full or read-only disk
+        from harness.store import describe_os_error
+
+        raise HarnessError(describe_os_error(exc, "writing the sweep's files", "rerun the same command (finished "
+                                             "runs are kept), or choose another --results-dir")) from None
 
 
 @click.command("sweep")

@@ -84,11 +84,23 @@ def settle(rec: RunRecord, rc: int | None, stopping: bool, how: str | None = Non
         rec.error = "its folder was still in use by a process of an earlier sweep; run the sweep again"
         return
     if stopping:
-        _write_failed(rec.dir, "interrupted", how or "stopped by the sweep", None, rec.threads)
+        record_outcome(rec, "interrupted", how or "stopped by the sweep")
     else:
         why = how or (f"runner {exit_description(rc)}" if rc is not None else "runner lost")
         tail = log_tail(rec.dir / plan.RUNNER_LOG)
-        _write_failed(rec.dir, "failed", why + (f"; last output: {tail}" if tail else ""), None, rec.threads)
+        record_outcome(rec, "failed", why + (f"; last output: {tail}" if tail else ""))
+
+
+def record_outcome(rec: RunRecord, state: str, why: str) -> None:
+    """Write the final ``state`` of a run whose process ended without doing so into its status.json.
+    Where the disk refuses (full, read-only), the sweep keeps it for its summary and exit code, and
+    the error says that status.json could not be written."""
+    try:
+        _write_failed(rec.dir, state, why, None, rec.threads)
+    except OSError as exc:
+        rec.state, rec.unrecorded = state, True
+        rec.error = f"{why}; {rec.dir / 'status.json'} could not be written ({exc.strerror or exc})"
+        return
     plan.read_record(rec)
 
 
@@ -212,7 +224,8 @@ class LocalExecutor:
                         try:
                             active[rec.run_id] = self._launch(rec, need)
                         except OSError as exc:  # e.g. a full disk: this run fails, the sweep goes on
-                            rec.state, rec.error = "failed", f"could not start: {exc}"
+                            rec.state, rec.error = "failed", store.describe_os_error(
+                                exc, "starting the run", "rerun the sweep with --retry-failed")
                             self._report(display, rec, None)
                             continue
                         free -= need

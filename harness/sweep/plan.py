@@ -58,6 +58,9 @@ class RunRecord:
     wall_seconds: float | None = None
     oversubscribed: bool = False
     node: str | None = None  # where a running run runs (progress.json "node": host, or Ray node)
+    #: its final state is known to the sweep but could not be written to status.json (a full disk):
+    #: the folder is not read again, or the state would go back to what the file still says
+    unrecorded: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -99,6 +102,8 @@ def config_mismatch(run_dir: Path, run: PlannedRun) -> str | None:
 
 def read_record(record: RunRecord) -> RunRecord:
     """Refresh ``record`` from its folder's status.json (and progress.json while running)."""
+    if record.unrecorded:
+        return record
     status = store.read_json(record.dir / "status.json")
     if status is None:
         record.state = "pending"

@@ -28,9 +28,8 @@ from pathlib import Path
 
 from harness import store
 from harness.sweep import plan
-from harness.sweep.local import Stopper, log_tail, prepare, report_outcome, start_order
+from harness.sweep.local import Stopper, log_tail, prepare, record_outcome, report_outcome, start_order
 from harness.sweep.plan import RunRecord
-from harness.sweep.runner import _write_failed
 
 SYNC_SECONDS = 2.0
 #: read in this order on the node (checkpoint before episodes) ...
@@ -414,7 +413,7 @@ class RayExecutor:
                     why += f"; last output: {tail}"
             state = "interrupted" if stopping else "failed"
             if rec.dir.exists() and (rec.dir / "config.json").exists():
-                _write_failed(rec.dir, state, why, None, rec.threads)
+                record_outcome(rec, state, why)
             plan.read_record(rec)
         (rec.dir / plan.PROGRESS_FILE).unlink(missing_ok=True)
         report_outcome(display, rec, seconds)

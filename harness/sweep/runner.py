@@ -63,7 +63,8 @@ def run_dir_busy(run_dir: Path) -> bool:
 
 
 def _write_failed(run_dir: Path, state: str, error: str, tb: str | None, threads: int | None) -> None:
-    """A final status.json for a run that ended outside the engine's own bookkeeping."""
+    """A final status.json for a run that ended outside the engine's own bookkeeping (OSError when the
+    disk does not allow it)."""
     old = store.read_json(run_dir / "status.json") or {}
     status = {
         "schema_version": 1,
@@ -111,12 +112,32 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _say(text: str, file=None) -> None:
+    """A line for runner.log; a log the disk has no room for loses it, and the run goes on."""
+    try:
+        print(text, file=file or sys.stdout, flush=True)
+    except OSError:
+        pass
+
+
+def _record(run_dir: Path, lock, state: str, error: str, tb: str | None, threads: int | None) -> None:
+    if lock is None:
+        return
+    try:
+        _write_failed(run_dir, state, error, tb, threads)
+    except OSError:  # a full disk: the sweep records the outcome from the exit code and this log
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("usage: python -m harness.sweep.runner RUN_DIR", file=sys.stderr)
         return 2
     run_dir = Path(argv[0])
+    from harness.config import ConfigError, RunConfig
+    from harness.engine.run import RunFolderError, train
+
     die_with_parent()
     # until the engine installs its own handlers (and after it restores them): stop promptly
     signal.signal(signal.SIGTERM, _interrupt)
@@ -128,27 +149,27 @@ def main(argv: list[str] | None = None) -> int:
         if lock is None:
             print(f"{run_dir}: another process is running this folder", file=sys.stderr)
             return EXIT_BUSY
-        from harness.config import RunConfig
-        from harness.engine import train
-
         cfg = RunConfig.load(run_dir / "config.json")
         threads = cfg.threads
-        print(f"[runner {os.getpid()}] {cfg.run_id or run_dir.name}: {cfg.algorithm} on {cfg.env}, "
-              f"{cfg.threads} thread(s), lr {cfg.lr:g}, seed {cfg.seed}, {cfg.frames:,} frames", flush=True)
+        _say(f"[runner {os.getpid()}] {cfg.run_id or run_dir.name}: {cfg.algorithm} on {cfg.env}, "
+             f"{cfg.threads} thread(s), lr {cfg.lr:g}, seed {cfg.seed}, {cfg.frames:,} frames")
         result = train(cfg, run_dir, resume=True, on_progress=_ProgressWriter(run_dir))
-        print(f"[runner {os.getpid()}] {result.state}: {result.frames:,} frames in {result.wall_seconds:.1f} s"
-              + (f" - {result.error}" if result.error else ""), flush=True)
+        _say(f"[runner {os.getpid()}] {result.state}: {result.frames:,} frames in {result.wall_seconds:.1f} s"
+             + (f" - {result.error}" if result.error else ""))
         return EXIT_CODES.get(result.state, 1)
     except KeyboardInterrupt:
-        if lock is not None:
-            _write_failed(run_dir, "interrupted", "interrupted before training started", None, threads)
+        _record(run_dir, lock, "interrupted", "interrupted before training started", None, threads)
         return 130
+    except (ConfigError, RunFolderError) as exc:  # one line, as harness train prints it; no traceback
+        _say(f"harness: error: {exc}", sys.stderr)
+        if not (isinstance(exc, RunFolderError) and exc.exit_code == 1):  # exit code 1: the engine wrote it
+            _record(run_dir, lock, "failed", str(exc), None, threads)
+        return 1
     except BaseException as exc:  # noqa: BLE001 - record any crash in status.json
         tb = traceback.format_exc()
-        print(tb, file=sys.stderr, flush=True)
-        if lock is not None:
-            msg = f"{type(exc).__name__}: {exc}".strip().splitlines()
-            _write_failed(run_dir, "failed", msg[0] if msg else type(exc).__name__, tb, threads)
+        _say(tb, sys.stderr)
+        msg = f"{type(exc).__name__}: {exc}".strip().splitlines()
+        _record(run_dir, lock, "failed", msg[0] if msg else type(exc).__name__, tb, threads)
         return 1
     finally:
         if lock is not None:
