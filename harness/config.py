@@ -252,9 +252,9 @@ def _time_model(schedule: str, model, algorithm: str, spec: EnvSpec, run_seed: i
 def _observation_shape(spec: EnvSpec) -> tuple[int, ...]:
     if spec.is_atari:
         return (4, 84, 84)
-    import gymnasium as gym
+    from harness.envs import gym_make
 
-    env = gym.make(spec.env_id)
+    env = gym_make(spec.env_id)  # EnvError (one line) when it cannot be built
     try:
         return tuple(env.observation_space.shape or ())
     finally:

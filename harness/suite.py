@@ -780,16 +780,8 @@ def write_suite_files(suite: Suite, suite_dir: Path, yaml_text: str | None = Non
     if yaml_text is None and suite.source and Path(suite.source).is_file() and not str(suite.source).endswith(".json"):
         yaml_text = Path(suite.source).read_text(encoding="utf-8")
     if yaml_text is not None:
-        import os
-        import tempfile
-
-        fd, tmp = tempfile.mkstemp(dir=suite_dir, prefix=".suite.yaml.", suffix=".tmp")
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(yaml_text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, suite_dir / "suite.yaml")
+        data = yaml_text.encode("utf-8")
+        store.write_atomic(suite_dir / "suite.yaml", lambda f: f.write(data))
 
 
 def suite_json_text(suite: Suite) -> str:
