@@ -180,12 +180,16 @@ def compute_gradient(algo, net, target_net, seg: Segment, grad: torch.Tensor, cl
     norm of ``clip_norm``; raises :class:`Diverged` (naming ``where``) when the loss or the norm is not finite.
 
     ``more``: further ``(algo, segment)`` pairs, all taken at the same θ (the synchronous schedule): the
-    gradient is then the mean of the segments' gradients, clipped as one."""
+    gradient is then the mean of the segments' gradients, clipped as one. Feed-forward algorithms get
+    their network's output for every segment from one batched forward pass (:class:`ServedForward`)."""
     from harness.engine.shared import clip_grad_norm_
 
-    loss, _ = algo.loss(net, target_net, seg)
     if more:
-        loss = (loss + sum(a.loss(net, target_net, s)[0] for a, s in more)) / (1 + len(more))
+        pairs = [(algo, seg), *more]
+        served = net if algo.recurrent else ServedForward(net, [s for _, s in pairs])
+        loss = sum(a.loss(served, target_net, s)[0] for a, s in pairs) / len(pairs)
+    else:
+        loss, _ = algo.loss(net, target_net, seg)
     loss_value = float(loss.detach())
     if not math.isfinite(loss_value):
         raise Diverged(f"{where}: non-finite loss {loss_value}")
@@ -376,12 +380,44 @@ class SegmentCollector:
         return seg, self._finished
 
 
-def output_row(out, i: int):
-    """Row ``i`` of a batched network output, as a batch of one: a tensor's ``[i:i+1]``, and so for
-    each member of a tuple or list (A3C's ``(logits, values)``)."""
+def output_rows(out, start: int, stop: int):
+    """Rows ``start:stop`` of a batched network output: a tensor's ``[start:stop]``, and so for each
+    member of a tuple or list (A3C's ``(logits, values)``)."""
     if isinstance(out, torch.Tensor):
-        return out[i : i + 1]
-    return type(out)(output_row(x, i) for x in out)
+        return out[start:stop]
+    return type(out)(output_rows(x, start, stop) for x in out)
+
+
+def output_row(out, i: int):
+    """Row ``i`` of a batched network output, as a batch of one."""
+    return output_rows(out, i, i + 1)
+
+
+class ServedForward:
+    """Stands in for a feed-forward ``net`` in the losses of several segments taken at one θ (the
+    synchronous update): one forward pass over every segment's states s_0..s_n is computed first, and
+    a call with one segment's s_0..s_{n-1}, or s_0..s_n, is answered with its rows of that output (the
+    same values, and gradients flow through the one pass); any other call goes to the network itself.
+    One batched pass and one backward through it replace N small ones, which cost several µs a kernel
+    whatever their size."""
+
+    def __init__(self, net, segments: list[Segment]):
+        inputs = [torch.cat([seg.obs, seg.next_obs]) for seg in segments]
+        self._net, self._out = net, net(torch.cat(inputs))
+        self._spans, start = [], 0
+        for seg, x in zip(segments, inputs):
+            self._spans.append((start, seg.obs, x))
+            start += len(x)
+
+    def __call__(self, x):
+        for start, obs, full in self._spans:
+            for known in (full, obs):
+                if x.shape == known.shape and torch.equal(x, known):
+                    return output_rows(self._out, start, start + len(known))
+        return self._net(x)
+
+    def __getattr__(self, name):
+        return getattr(self._net, name)
 
 
 def collect_lockstep(collectors: list[SegmentCollector], net, frames: int, rngs) -> list[tuple[Segment, list]]:
