@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import time
 
-import torch
-
-from harness.engine.worker import (Actor, Diverged, PhaseTimes, SharedState, collect_lockstep, compute_gradient,
-                                   crosses_multiple, peak_rss_mb, send)
+from harness.engine.worker import (Actor, Diverged, PhaseTimes, SharedState, build_learner, collect_lockstep,
+                                   compute_gradient, crosses_multiple, peak_rss_mb, send)
 
 
 def sync_main(rank: int, config: dict, shared: SharedState) -> None:
@@ -31,25 +29,16 @@ def sync_main(rank: int, config: dict, shared: SharedState) -> None:
 def _run_sync(rank: int, config: dict, shared: SharedState) -> None:
     from harness.config import RunConfig
     from harness.engine.lag import LagCounter
-    from harness.engine.shared import attach_flat_grad, flatten_into, linear_lr
+    from harness.engine.shared import linear_lr
 
     cfg = RunConfig.from_dict(config)
     params = shared.params
     actors = [Actor(w, cfg, shared.opt_stats, shared.optimizer) for w in range(cfg.threads)]
-    torch.manual_seed(actors[0].seed)
-    first = actors[0]
-    net = first.algo.build_network(first.env.observation_space, first.env.n_actions)
-    flatten_into(net, params)  # one learner: it acts and learns on θ itself
-    grad = attach_flat_grad(net)
-    target_net = None
-    if first.algo.uses_target_network:
-        target_net = first.algo.build_network(first.env.observation_space, first.env.n_actions)
-        flatten_into(target_net, shared.target)
-        target_net.requires_grad_(False)
+    net, _, grad, target_net = build_learner(actors[0], shared.target, params)  # one learner: it acts on θ itself
     for actor in actors:
         actor.start(cfg.env_settings.clip_rewards)
     collectors, rngs = [a.collector for a in actors], [a.rng for a in actors]
-    opt = first.opt  # the learner's optimizer statistics (row 0 for per-worker optimizers)
+    opt = actors[0].opt  # the learner's optimizer statistics (row 0 for per-worker optimizers)
 
     frames_per_step = cfg.env_spec.frames_per_step
     budget, lr0, clip_norm = cfg.frames, cfg.lr, cfg.engine.grad_clip

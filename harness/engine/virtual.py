@@ -26,8 +26,8 @@ import time
 import numpy as np
 import torch
 
-from harness.engine.worker import (Actor, Diverged, PhaseTimes, SharedState, compute_gradient, crosses_multiple,
-                                   peak_rss_mb, send)
+from harness.engine.worker import (Actor, Diverged, PhaseTimes, SharedState, build_learner, compute_gradient,
+                                   crosses_multiple, peak_rss_mb, send)
 
 
 class Schedule:
@@ -58,22 +58,14 @@ def virtual_main(rank: int, config: dict, shared: SharedState) -> None:
 def _run_virtual(rank: int, config: dict, shared: SharedState) -> None:
     from harness.config import RunConfig
     from harness.engine.lag import LagCounter
-    from harness.engine.shared import attach_flat_grad, flatten_into, linear_lr
+    from harness.engine.shared import linear_lr
 
     cfg = RunConfig.from_dict(config)
     n_workers = cfg.threads
     params = shared.params
     actors = [Actor(w, cfg, shared.opt_stats, shared.optimizer) for w in range(n_workers)]
-    torch.manual_seed(actors[0].seed)
-    first = actors[0]
-    net = first.algo.build_network(first.env.observation_space, first.env.n_actions)  # one θ' serves all: a
-    local = flatten_into(net)  # segment is acted and its gradient taken within its sync event
-    grad = attach_flat_grad(net)
-    target_net = None
-    if first.algo.uses_target_network:
-        target_net = first.algo.build_network(first.env.observation_space, first.env.n_actions)
-        flatten_into(target_net, shared.target)
-        target_net.requires_grad_(False)
+    # one θ' serves every virtual worker: a segment is acted and its gradient taken within its sync event
+    net, local, grad, target_net = build_learner(actors[0], shared.target)
     for actor in actors:
         actor.start(cfg.env_settings.clip_rewards)
 

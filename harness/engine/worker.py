@@ -174,6 +174,26 @@ class Actor:
         self.collector = SegmentCollector(self.env, self.algo, self.t_max, clip_rewards, seed=self.env_seed, rng=self.rng)
 
 
+def build_learner(actor: Actor, target: torch.Tensor | None, params: torch.Tensor | None = None):
+    """The network of an actor-learner process, built after seeding torch from ``actor``'s seed:
+    ``(net, θ', flat gradient, target network)``. Its parameters are views into a local copy θ' (synced
+    from θ before each segment), or into ``params`` itself when given (one learner acting on θ); the
+    target network, for methods that have one, reads the shared θ⁻ (``target``) in place."""
+    from harness.engine.shared import attach_flat_grad, flatten_into
+
+    torch.manual_seed(actor.seed)
+    algo, env = actor.algo, actor.env
+    net = algo.build_network(env.observation_space, env.n_actions)
+    local = flatten_into(net) if params is None else flatten_into(net, params)
+    grad = attach_flat_grad(net)
+    target_net = None
+    if algo.uses_target_network:
+        target_net = algo.build_network(env.observation_space, env.n_actions)
+        flatten_into(target_net, target)
+        target_net.requires_grad_(False)
+    return net, local, grad, target_net
+
+
 def compute_gradient(algo, net, target_net, seg: Segment, grad: torch.Tensor, clip_norm: float,
                      where: str, more: list | None = None) -> None:
     """The segment's loss, backpropagated into the flat gradient ``grad`` and clipped to a global
@@ -202,23 +222,15 @@ def compute_gradient(algo, net, target_net, seg: Segment, grad: torch.Tensor, cl
 def _run(rank: int, config: dict, shared: SharedState) -> None:
     from harness.config import RunConfig
     from harness.engine.lag import LagCounter, SharedUpdates
-    from harness.engine.shared import attach_flat_grad, flatten_into, linear_lr
+    from harness.engine.shared import linear_lr
 
     cfg = RunConfig.from_dict(config)
     params, opt_stats = shared.params, shared.opt_stats
     if not shared.hogwild:  # benchmark control: the same work on unshared memory
         params, opt_stats = params.clone(), opt_stats.clone()
     actor = Actor(rank, cfg, opt_stats, shared.optimizer)
-    torch.manual_seed(actor.seed)
     algo, env, rng, opt = actor.algo, actor.env, actor.rng, actor.opt
-    net = algo.build_network(env.observation_space, env.n_actions)
-    local = flatten_into(net)  # θ'
-    grad = attach_flat_grad(net)  # dθ
-    target_net = None
-    if algo.uses_target_network:
-        target_net = algo.build_network(env.observation_space, env.n_actions)
-        flatten_into(target_net, shared.target)  # reads the shared θ⁻ in place
-        target_net.requires_grad_(False)
+    net, local, grad, target_net = build_learner(actor, shared.target)  # θ', dθ, θ⁻
     actor.start(cfg.env_settings.clip_rewards)
 
     t_max = actor.t_max
