@@ -32,8 +32,8 @@ import torch.multiprocessing as mp
 from algorithms.base import forward
 from harness import store
 from harness.config import RunConfig, identity_differences
-from harness.engine.shared import OptimizerState, flatten_into
 from harness.engine import lag
+from harness.engine.shared import OptimizerState, flatten_into
 from harness.engine.sync import sync_main
 from harness.engine.virtual import virtual_main
 from harness.engine.worker import SharedState, worker_main
