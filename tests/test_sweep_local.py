@@ -46,6 +46,17 @@ def write_suite(tmp_path: Path, name: str, body: str) -> Path:
     return f
 
 
+def planned_with_fixtures(tmp_path: Path, name: str, body: str):
+    """Write a suite that names the fixture algorithms or environments and plan it (the fixtures on
+    ``sys.path`` meanwhile, as the sweep's runners have them): the file and its planned runs."""
+    sys.path.insert(0, str(FIXTURES))
+    try:
+        f = write_suite(tmp_path, name, body)
+        return f, load_suite(f).runs()
+    finally:
+        sys.path.remove(str(FIXTURES))
+
+
 def run_folders(suite_dir: Path) -> list[str]:
     return sorted(p.name for p in suite_dir.iterdir() if p.is_dir() and (p / "config.json").exists())
 
@@ -245,12 +256,8 @@ eval: {episodes: 1}
 
 
 def test_a_failing_run_does_not_stop_the_others(tmp_path):
-    sys.path.insert(0, str(FIXTURES))
-    try:
-        f = write_suite(tmp_path, "failing", FAIL_SUITE)
-        planned = {r.config.algorithm: r.run_id for r in load_suite(f).runs()}
-    finally:
-        sys.path.remove(str(FIXTURES))
+    f, runs = planned_with_fixtures(tmp_path, "failing", FAIL_SUITE)
+    planned = {r.config.algorithm: r.run_id for r in runs}
     results = tmp_path / "results"
     base = results / "failing"
     # --cores 1: the 2-thread runs do not fit, so each runs alone, with a warning
@@ -330,12 +337,8 @@ def test_a_disk_that_fills_up_mid_run_fails_that_run_with_one_line(tmp_path, sma
     """The disk fills in the middle of a run (its first update writes a filler file): episodes.csv meets
     ENOSPC; the run's status.json is still written, in the space the engine held back for it."""
     disk = small_disk("1m")
-    sys.path.insert(0, str(FIXTURES))
-    try:
-        f = write_suite(tmp_path, "filler", DISK_FILLER_SUITE)
-        (rid,) = [r.run_id for r in load_suite(f).runs()]
-    finally:
-        sys.path.remove(str(FIXTURES))
+    f, runs = planned_with_fixtures(tmp_path, "filler", DISK_FILLER_SUITE)
+    (rid,) = [r.run_id for r in runs]
     results = disk / "results"
     env = _env()
     env["HARNESS_TEST_FILL_DISK"] = str(disk)
@@ -389,12 +392,8 @@ env_modules: [fault_envs]
 
 
 def test_runs_whose_environment_cannot_be_built_fail_and_the_others_finish(tmp_path):
-    sys.path.insert(0, str(FIXTURES))
-    try:
-        f = write_suite(tmp_path, "faultenvs", FAULT_ENV_SUITE)
-        planned = {r.config.env: r.run_id for r in load_suite(f).runs()}
-    finally:
-        sys.path.remove(str(FIXTURES))
+    f, runs = planned_with_fixtures(tmp_path, "faultenvs", FAULT_ENV_SUITE)
+    planned = {r.config.env: r.run_id for r in runs}
     results = tmp_path / "results"
     proc = run_sweep(f, results)
     out = proc.stdout + proc.stderr
