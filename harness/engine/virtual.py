@@ -93,8 +93,6 @@ def _run_virtual(rank: int, config: dict, shared: SharedState) -> None:
         now, _, kind, w = heapq.heappop(events)
         actor = actors[w]
         if kind == 0:  # sync: θ' ← θ, act the segment, take its gradient on θ'
-            if T >= budget:
-                continue  # the budget is spent: this worker starts no new segment
             t0 = clock()
             u0 = U
             local.copy_(params)
@@ -114,8 +112,6 @@ def _run_virtual(rank: int, config: dict, shared: SharedState) -> None:
             order += 1
             continue
         # update: the held gradient lands on θ now, with the learning rate of T now
-        if T >= budget:
-            break  # the budget is spent: segments still in flight are dropped (a real run's finish theirs)
         t3 = clock()
         n, finished, u0 = pending[w]
         lags[w].add(U - u0)
@@ -131,6 +127,8 @@ def _run_virtual(rank: int, config: dict, shared: SharedState) -> None:
         if target_net is not None and crosses_multiple(T - n, T, target_every):
             shared.target.copy_(params)
         phases[w].seconds[3] += clock() - t3
+        if T >= budget:
+            break  # the budget is spent: segments still in flight are dropped (a real run's finish theirs)
         heapq.heappush(events, (now, order, 0, w))  # it syncs again as soon as its update is applied
         order += 1
     for w in range(n_workers):
