@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from algorithms.base import Algorithm, Hyperparameters, Segment, n_step_returns, register
+from algorithms.base import Algorithm, Hyperparameters, Segment, discounted_returns, n_step_returns, register
 from algorithms.networks import ActorCriticNetwork
 
 
@@ -61,6 +61,33 @@ class A3C(Algorithm):
     def loss(self, net, target_net, seg: Segment):
         logits, values = net(torch.cat([seg.obs, seg.next_obs]))  # one batch: s_0 .. s_n
         return self.actor_critic_loss(logits, values, seg)
+
+    loss_needs_next_output = True  # V(s_t; θ'_v) bootstraps R
+
+    def loss_gradient(self, out, target, seg: Segment):
+        """``loss`` and its gradient with respect to the logits and V at s_0 .. s_n, for the fast path:
+
+            ∂/∂z_i  = (π_i − onehot(a_i)) A_i + β π_i (log π_i + H_i)     (policy and entropy terms)
+            ∂/∂V_i  = −2 c_v A_i,  with A_i = R_i − V(s_i);  0 at s_n (the bootstrap is not differentiated)
+        """
+        logits, values = out
+        n, beta, c_v = len(seg), self.hp.entropy_beta, self.hp.value_loss_coef
+        bootstrap = 0.0 if seg.terminal else float(values[n])
+        R = np.asarray(discounted_returns(seg.rewards.tolist(), bootstrap, self.hp.gamma), dtype=np.float32)
+        z = logits[:n] - logits[:n].max(axis=1, keepdims=True)
+        log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        probs = np.exp(log_probs)
+        entropy = -(probs * log_probs).sum(axis=1)
+        i, a = np.arange(n), seg.actions.numpy()
+        advantage = R - values[:n]
+        loss = (-(log_probs[i, a] * advantage).sum() - beta * entropy.sum()
+                + c_v * (advantage * advantage).sum())
+        d_logits = np.zeros_like(logits)
+        d_logits[:n] = probs * advantage[:, None] + beta * probs * (log_probs + entropy[:, None])
+        d_logits[i, a] -= advantage
+        d_values = np.zeros_like(values)
+        d_values[:n] = -2.0 * c_v * advantage
+        return float(loss), (d_logits, d_values)
 
     def actor_critic_loss(self, logits, values, seg: Segment):
         """The segment's loss from π's logits and V at s_0 .. s_n (A3C-LSTM computes them with its

@@ -133,6 +133,19 @@ class Algorithm:
         """The segment's loss; the engine calls backward() on it and applies the gradient."""
         raise NotImplementedError
 
+    #: ``loss`` uses the network's own output at s_n (A3C's bootstrap V(s_n; θ')), so the fast path
+    #: gives ``loss_gradient`` the outputs at s_0 .. s_n rather than s_0 .. s_{n-1}
+    loss_needs_next_output: ClassVar[bool] = False
+
+    def loss_gradient(self, out: Any, target: Any, seg: Segment) -> tuple[float, Any]:
+        """Optional: ``loss``'s value and its gradient with respect to the network's outputs, in numpy,
+        for the engine's fast path (``harness.engine.fast``, docs/PLUGINS.md). ``out`` is the network's
+        output at s_0 .. s_{n-1} (.. s_n with ``loss_needs_next_output``), as numpy arrays in the layout
+        the network returns; ``target(states)`` gives θ⁻'s output for numpy states (None without a
+        target network). Returns ``(loss value, dL/d out)`` with ``dL/d out`` in ``out``'s layout,
+        float32. Algorithms that do not override it are trained through autograd of ``loss``."""
+        raise NotImplementedError
+
 
 def forward(algo: Algorithm, net: nn.Module, x: torch.Tensor, state: Any = None) -> tuple[Any, Any]:
     """The network's output for a batch of states ``x`` and the state after it: ``net(x), None`` for
@@ -272,10 +285,25 @@ def n_step_returns(rewards: torch.Tensor, bootstrap: float, gamma: float) -> tor
     The last state gets a 1-step return, the one before a 2-step return, … up to n steps.
     ``bootstrap`` is 0 when the segment ended in a terminal state.
     """
-    r = rewards.tolist()  # Python floats: indexing a tensor element by element costs microseconds a step
-    out = [0.0] * len(r)
+    # Python floats: indexing a tensor element by element costs microseconds a step
+    return torch.tensor(discounted_returns(rewards.tolist(), bootstrap, gamma), dtype=rewards.dtype)
+
+
+def discounted_returns(rewards: list[float], bootstrap: float, gamma: float) -> list[float]:
+    """:func:`n_step_returns` over Python floats."""
+    out = [0.0] * len(rewards)
     R = float(bootstrap)
-    for i in range(len(r) - 1, -1, -1):
-        R = r[i] + gamma * R
+    for i in range(len(rewards) - 1, -1, -1):
+        R = rewards[i] + gamma * R
         out[i] = R
-    return torch.tensor(out, dtype=rewards.dtype)
+    return out
+
+
+def squared_error_gradient(q: np.ndarray, actions: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Σ_i (y_i − Q(s_i, a_i))² for Q [n, A] and its gradient with respect to Q: −2 (y_i − Q(s_i, a_i))
+    at (i, a_i), 0 for the actions not taken (the value-based methods' ``loss_gradient``)."""
+    i = np.arange(len(actions))
+    err = (y - q[i, actions]).astype(np.float32)
+    d_q = np.zeros_like(q)
+    d_q[i, actions] = -2.0 * err
+    return float((err * err).sum()), d_q

@@ -14,6 +14,7 @@ available n-step return for each state of the segment. dθ is applied to the sha
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from algorithms.base import (
@@ -22,8 +23,10 @@ from algorithms.base import (
     EpsilonGreedyMixin,
     EpsilonHyperparameters,
     Segment,
+    discounted_returns,
     n_step_returns,
     register,
+    squared_error_gradient,
 )
 from algorithms.networks import QNetwork
 
@@ -45,3 +48,9 @@ class NStepQ(EpsilonGreedyMixin, Algorithm):
         q = net(seg.obs).gather(1, seg.actions[:, None]).squeeze(1)  # Q(s_i, a_i; θ')
         loss = ((R - q) ** 2).sum()
         return loss, {"q_mean": float(q.detach().mean())}
+
+    def loss_gradient(self, q, target, seg: Segment):
+        """``loss`` and ∂loss/∂Q(s_i, ·; θ') for the fast path: −2 (R_i − Q(s_i, a_i; θ')) at a_i."""
+        bootstrap = 0.0 if seg.terminal else float(target(seg.next_obs.numpy()).max())  # max_a Q(s_t, a; θ⁻)
+        R = np.asarray(discounted_returns(seg.rewards.tolist(), bootstrap, self.hp.gamma), dtype=np.float32)
+        return squared_error_gradient(q, seg.actions.numpy(), R)

@@ -48,12 +48,12 @@ def image_layout(shape: tuple[int, ...]) -> tuple[bool, int, int, int]:
     return False, a, b, c
 
 
-def as_image_batch(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """[B, C, H, W] float32: channel-last batches permuted, uint8 pixels scaled to [0, 1], booleans
-    and floats taken as they are."""
+def as_image_batch(x: torch.Tensor, channels_last: bool, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """[B, C, H, W] of the network's dtype (float32): channel-last batches permuted, uint8 pixels
+    scaled to [0, 1], booleans and floats taken as they are."""
     if channels_last:
         x = x.permute(0, 3, 1, 2)
-    return x.float() * (1.0 / 255.0) if x.dtype == torch.uint8 else x.float()
+    return x.to(dtype) * (1.0 / 255.0) if x.dtype == torch.uint8 else x.to(dtype)
 
 
 class AtariTorso(nn.Module):
@@ -78,7 +78,7 @@ class AtariTorso(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c1, c2, fc = self._layers
-        h = F.relu(F.conv2d(as_image_batch(x, self.channels_last), c1.weight, c1.bias, stride=4))
+        h = F.relu(F.conv2d(as_image_batch(x, self.channels_last, c1.weight.dtype), c1.weight, c1.bias, stride=4))
         h = F.relu(F.conv2d(h, c2.weight, c2.bias, stride=2))
         return F.relu(F.linear(h.flatten(1), fc.weight, fc.bias))
 
@@ -99,7 +99,7 @@ class SmallImageTorso(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c, fc = self._layers
-        h = F.relu(F.conv2d(as_image_batch(x, self.channels_last), c.weight, c.bias))
+        h = F.relu(F.conv2d(as_image_batch(x, self.channels_last, c.weight.dtype), c.weight, c.bias))
         return F.relu(F.linear(h.flatten(1), fc.weight, fc.bias))
 
 
@@ -112,7 +112,7 @@ class MLPTorso(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         l1, l2 = self._layers
-        return F.relu(F.linear(F.relu(F.linear(x.float(), l1.weight, l1.bias)), l2.weight, l2.bias))
+        return F.relu(F.linear(F.relu(F.linear(x.to(l1.weight.dtype), l1.weight, l1.bias)), l2.weight, l2.bias))
 
 
 def build_torso(obs_space: Any) -> nn.Module:

@@ -19,6 +19,7 @@ move in between: both are equally asynchronous.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from algorithms.base import (
@@ -28,6 +29,7 @@ from algorithms.base import (
     EpsilonHyperparameters,
     Segment,
     register,
+    squared_error_gradient,
 )
 from algorithms.networks import QNetwork
 
@@ -52,3 +54,12 @@ class OneStepQ(EpsilonGreedyMixin, Algorithm):
             y = seg.rewards + self.hp.gamma * not_terminal * q_next
         loss = ((y - q) ** 2).sum()
         return loss, {"q_mean": float(q.detach().mean())}
+
+    def loss_gradient(self, q, target, seg: Segment):
+        """``loss`` and ∂loss/∂Q(s_i, ·; θ) for the fast path: −2 (y_i − Q(s_i, a_i; θ)) at a_i."""
+        q_next = target(seg.successors.numpy()).max(axis=1)  # max_a' Q(s_{i+1}, a'; θ⁻)
+        not_terminal = np.ones_like(q_next)
+        if seg.terminal:
+            not_terminal[-1] = 0.0
+        y = seg.rewards.numpy() + self.hp.gamma * not_terminal * q_next
+        return squared_error_gradient(q, seg.actions.numpy(), y)

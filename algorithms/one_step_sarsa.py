@@ -15,6 +15,7 @@ before the update (``needs_next_action``) and then takes as the first action of 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from algorithms.base import (
@@ -24,6 +25,7 @@ from algorithms.base import (
     EpsilonHyperparameters,
     Segment,
     register,
+    squared_error_gradient,
 )
 from algorithms.networks import QNetwork
 
@@ -51,3 +53,15 @@ class OneStepSarsa(EpsilonGreedyMixin, Algorithm):
             y = seg.rewards + self.hp.gamma * not_terminal * q_next
         loss = ((y - q) ** 2).sum()
         return loss, {"q_mean": float(q.detach().mean())}
+
+    def loss_gradient(self, q, target, seg: Segment):
+        """``loss`` and ∂loss/∂Q(s_i, ·; θ) for the fast path: −2 (y_i − Q(s_i, a_i; θ)) at a_i."""
+        actions = seg.actions.numpy()
+        next_action = seg.next_action if seg.next_action is not None else 0  # unused if terminal
+        a_next = np.append(actions[1:], next_action)
+        q_next = target(seg.successors.numpy())[np.arange(len(actions)), a_next]  # Q(s_{i+1}, a_{i+1}; θ⁻)
+        not_terminal = np.ones_like(q_next)
+        if seg.terminal:
+            not_terminal[-1] = 0.0
+        y = seg.rewards.numpy() + self.hp.gamma * not_terminal * q_next
+        return squared_error_gradient(q, actions, y)

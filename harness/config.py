@@ -17,6 +17,10 @@ OPTIMIZERS = ("shared_rmsprop", "rmsprop", "momentum_sgd")
 #: per process; N workers on N modelled cores, in one process (engine.virtual); N environments in
 #: lockstep against one θ, one combined update (engine.sync)
 SCHEDULES = ("hogwild", "virtual", "sync")
+#: how a segment's gradient is computed (README "The fast path"): the built-in networks' numpy forward
+#: and backward passes reusing the acting pass's activations (harness.engine.fast), or autograd (the
+#: reference, and what every other network and recurrent methods always use)
+GRADIENTS = ("fast", "autograd")
 
 
 class ConfigError(ValueError):
@@ -35,6 +39,11 @@ class EngineSettings:
     stop_return: float | None = None  # stop early once the mean return of the last stop_window episodes reaches it
     stop_window: int = 50
     max_seconds: float | None = None  # stop (as done, stopped_early) this long after the first update
+    gradient: str = "fast"  # "fast" (where it applies) or "autograd" (GRADIENTS)
+
+    def __post_init__(self):
+        if self.gradient not in GRADIENTS:
+            raise ConfigError(f"engine setting gradient must be one of {', '.join(GRADIENTS)}, got {self.gradient!r}")
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def attach_flat_grad(module: nn.Module) -> torch.Tensor:
     """Give ``module`` gradients that are views into one flat buffer; autograd accumulates into them.
     Zero it with ``flat_grad.zero_()``, never ``module.zero_grad()`` (which would drop the views)."""
     params = list(module.parameters())
-    flat_grad = torch.zeros(sum(p.numel() for p in params))
+    flat_grad = torch.zeros(sum(p.numel() for p in params), dtype=params[0].dtype if params else None)
     _point_into(params, flat_grad, "grad")
     return flat_grad
 

@@ -34,7 +34,8 @@ def _run_sync(rank: int, config: dict, shared: SharedState) -> None:
     cfg = RunConfig.from_dict(config)
     params = shared.params
     actors = [Actor(w, cfg, shared.opt_stats, shared.optimizer) for w in range(cfg.threads)]
-    net, _, grad, target_net = build_learner(actors[0], shared.target, params)  # one learner: it acts on θ itself
+    # one learner: it acts on θ itself
+    net, _, grad, target_net = build_learner(actors[0], shared.target, params, fast=cfg.engine.gradient == "fast")
     for actor in actors:
         actor.start(cfg.env_settings.clip_rewards)
     collectors, rngs = [a.collector for a in actors], [a.rng for a in actors]

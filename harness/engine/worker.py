@@ -174,11 +174,17 @@ class Actor:
         self.collector = SegmentCollector(self.env, self.algo, self.t_max, clip_rewards, seed=self.env_seed, rng=self.rng)
 
 
-def build_learner(actor: Actor, target: torch.Tensor | None, params: torch.Tensor | None = None):
+def build_learner(actor: Actor, target: torch.Tensor | None, params: torch.Tensor | None = None, fast: bool = True):
     """The network of an actor-learner process, built after seeding torch from ``actor``'s seed:
     ``(net, θ', flat gradient, target network)``. Its parameters are views into a local copy θ' (synced
     from θ before each segment), or into ``params`` itself when given (one learner acting on θ); the
-    target network, for methods that have one, reads the shared θ⁻ (``target``) in place."""
+    target network, for methods that have one, reads the shared θ⁻ (``target``) in place.
+
+    With ``fast`` (the engine's ``gradient = "fast"``), a built-in network of an algorithm that gives
+    its ``loss_gradient`` is returned as its numpy twin, and so is its target network
+    (``engine.fast.FastNetwork``: called like the module, on the same buffers); :func:`compute_gradient`
+    then takes the fast path."""
+    from harness.engine.fast import fast_learner
     from harness.engine.shared import attach_flat_grad, flatten_into
 
     torch.manual_seed(actor.seed)
@@ -191,6 +197,9 @@ def build_learner(actor: Actor, target: torch.Tensor | None, params: torch.Tenso
         target_net = algo.build_network(env.observation_space, env.n_actions)
         flatten_into(target_net, target)
         target_net.requires_grad_(False)
+    fnet, ftarget = fast_learner(algo, net, target_net, fast)
+    if fnet is not None:
+        return fnet, local, grad, ftarget
     return net, local, grad, target_net
 
 
@@ -201,9 +210,20 @@ def compute_gradient(algo, net, target_net, seg: Segment, grad: torch.Tensor, cl
 
     ``more``: further ``(algo, segment)`` pairs, all taken at the same θ (the synchronous schedule): the
     gradient is then the mean of the segments' gradients, clipped as one. Feed-forward algorithms get
-    their network's output for every segment from one batched forward pass (:class:`ServedForward`)."""
+    their network's output for every segment from one batched forward pass (:class:`ServedForward`).
+
+    When ``net`` is a fast network (:func:`build_learner`), the gradient is computed by the fast path
+    (``engine.fast.fast_gradient``): the same loss, its gradient written by hand."""
+    from harness.engine.fast import FastNetwork, fast_gradient
     from harness.engine.shared import clip_grad_norm_
 
+    if isinstance(net, FastNetwork):
+        loss_value = fast_gradient([(algo, seg), *(more or [])], net, target_net)
+        if not math.isfinite(loss_value):
+            raise Diverged(f"{where}: non-finite loss {loss_value}")
+        if not math.isfinite(clip_grad_norm_(grad, clip_norm)):
+            raise Diverged(f"{where}: non-finite gradient norm")
+        return
     if more:
         pairs = [(algo, seg), *more]
         served = net if algo.recurrent else ServedForward(net, [s for _, s in pairs])
@@ -230,7 +250,7 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
         params, opt_stats = params.clone(), opt_stats.clone()
     actor = Actor(rank, cfg, opt_stats, shared.optimizer)
     algo, env, rng, opt = actor.algo, actor.env, actor.rng, actor.opt
-    net, local, grad, target_net = build_learner(actor, shared.target)  # θ', dθ, θ⁻
+    net, local, grad, target_net = build_learner(actor, shared.target, fast=cfg.engine.gradient == "fast")  # θ', dθ, θ⁻
     actor.start(cfg.env_settings.clip_rewards)
 
     t_max = actor.t_max
@@ -322,10 +342,13 @@ class SegmentCollector:
         algo = self.algo
         recurrent = algo.recurrent
         obs = self._begin(net)
+        record = getattr(net, "record_row", None)  # a fast network keeps acting's activations (engine.fast)
         for n in range(self.t_max):
             o = torch.from_numpy(obs)
             self.buf[n] = o
             if self.carried_action is None:
+                if record is not None:
+                    record(n)
                 if recurrent:
                     out, self.state = net(o.unsqueeze(0), self.state)
                 else:
@@ -346,6 +369,9 @@ class SegmentCollector:
         self._finished: list[tuple[float, int]] = []
         self._terminal = self._over = self._closed = False
         self._next_state = self.obs
+        begin = getattr(net, "begin_segment", None)
+        if begin is not None:  # a fast network: θ' may have changed since its last recorded activations
+            begin()
         if self.algo.recurrent and self.state is None:
             self.state = self.algo.initial_state(net)  # the episode's first step
         self._state0 = self.state
@@ -384,6 +410,9 @@ class SegmentCollector:
             state=self._state0,
         )
         if algo.needs_next_action and not terminal:
+            record = getattr(net, "record_row", None)
+            if record is not None:
+                record(n)  # s_n's activations under this θ'
             seg.next_action = algo.act(net(seg.next_obs), frames, rng)
             if not over:
                 self.carried_action = seg.next_action  # the action actually taken next

@@ -1,0 +1,374 @@
+"""The per-step fast path: the built-in networks' forward and backward passes in numpy.
+
+A worker runs its network at batch size 1 at every step and differentiates a loss of a handful of
+states at every segment. In eager PyTorch each such call pays several µs of dispatch and autograd
+bookkeeping per kernel whatever its arithmetic, and the learning pass recomputes the forward pass
+that acting already did (θ' does not change within a segment, so the activations are the same).
+The fast path removes both costs without changing what is computed:
+
+- :class:`FastNetwork` stands in for a built-in network (``QNetwork`` or ``ActorCriticNetwork`` over
+  the MLP, MinAtar or Mnih 2013 torso). It is called like the module and answers with torch tensors
+  (zero-copy views of numpy results), so the collector and ``algo.act`` are unchanged. Its weights
+  are zero-copy numpy views of the same flat buffers the module's parameters live in (θ', or the
+  shared θ⁻), so syncing θ' ← θ needs nothing more.
+- The collector tells it which row of the segment a batch-1 call is for (:meth:`record_row`); it keeps
+  that call's activations, and the learning pass reuses them for s_0 .. s_{n-1} (and s_n when acting
+  already saw it under θ', SARSA's next action). Rows acting did not see are computed at learning time.
+- The algorithm gives the gradient of its loss with respect to the network's outputs
+  (``Algorithm.loss_gradient``, written beside ``loss`` and pinned to autograd of ``loss`` by tests); the
+  network's backward pass, written by hand here, turns it into the gradient of every parameter,
+  straight into the flat gradient buffer the optimizer reads.
+
+Autograd stays the reference and the fallback: ``engine.gradient = "autograd"`` (``--gradient
+autograd``), recurrent algorithms, networks other than the built-in ones and algorithms without
+``loss_gradient`` take it. A fast and a reference run of one seed take the same actions as long as
+their network outputs agree to the last bit that decides an action (an argmax between near-equal
+Q values, or the inverse-CDF draw of A3C's policy); numpy's float32 BLAS and torch's kernels may
+sum in another order, so runs can part after a near-tie (README "The fast path").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+
+from algorithms import networks as nets
+
+
+def _weights(layer, grads: bool):
+    """Zero-copy numpy views of a linear or conv layer's weight and bias (and of their gradients)."""
+    w, b = layer.weight.detach().numpy(), layer.bias.detach().numpy()
+    if not grads:
+        return w, b, None, None
+    return w, b, layer.weight.grad.numpy(), layer.bias.grad.numpy()
+
+
+class _Linear:
+    """y = x Wᵀ + b."""
+
+    def __init__(self, layer, grads: bool):
+        self.w, self.b, self.dw, self.db = _weights(layer, grads)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return x @ self.w.T + self.b
+
+    def backward(self, x: np.ndarray, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        """Writes dL/dW and dL/db (every parameter gets exactly one backward per gradient)."""
+        np.matmul(dy.T, x, out=self.dw)
+        np.sum(dy, axis=0, out=self.db)
+        return dy @ self.w if need_dx else None
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0, out=x)
+
+
+def _image(x: np.ndarray, channels_last: bool) -> np.ndarray:
+    """[B, H, W, C] float32 (channel-last, as the observation comes or permuted), uint8 scaled to [0, 1]."""
+    if not channels_last:
+        x = x.transpose(0, 2, 3, 1)
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) * np.float32(1.0 / 255.0)
+    return x.astype(np.float32)
+
+
+def _patches(x: np.ndarray, k: int, stride: int) -> np.ndarray:
+    """im2col of a channel-last batch [B, H, W, C]: [B, H', W', C·k·k], each row in the (C, kh, kw)
+    order of a torch conv weight [out, C, k, k] flattened."""
+    p = sliding_window_view(x, (k, k), axis=(1, 2))[:, ::stride, ::stride]  # [B, H', W', C, k, k]
+    return p.reshape(p.shape[0], p.shape[1], p.shape[2], -1)
+
+
+class _Conv:
+    """A convolution as im2col and one matrix product, channel-last: [B, H', W', out]."""
+
+    def __init__(self, layer, grads: bool):
+        self.k, self.stride = layer.kernel_size[0], layer.stride[0]
+        w, self.b, dw, self.db = _weights(layer, grads)
+        self.shape = w.shape
+        self.w = w.reshape(w.shape[0], -1)  # a view: [out, C·k·k]
+        self.dw = None if dw is None else dw.reshape(dw.shape[0], -1)
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cols = _patches(x, self.k, self.stride)  # [B, H', W', C·k·k]
+        out = cols.reshape(-1, cols.shape[-1]) @ self.w.T + self.b  # one matrix product, not one per row
+        return cols, out.reshape(*cols.shape[:3], -1)
+
+    def backward(self, cols: np.ndarray, dy: np.ndarray, in_shape=None) -> np.ndarray | None:
+        """dy: [B, H', W', out]. Writes dL/dW, dL/db; returns dL/dx [B, H, W, C] when ``in_shape`` is given."""
+        d2 = dy.reshape(-1, dy.shape[-1])
+        np.matmul(d2.T, cols.reshape(d2.shape[0], -1), out=self.dw)
+        np.sum(d2, axis=0, out=self.db)
+        if in_shape is None:
+            return None
+        k, s = self.k, self.stride
+        dcols = (d2 @ self.w).reshape(*dy.shape[:3], in_shape[3], k, k)
+        dx = np.zeros(in_shape, dtype=np.float32)
+        h, w = dy.shape[1], dy.shape[2]
+        for i in range(k):  # col2im: every kernel offset adds its strided slice
+            for j in range(k):
+                dx[:, i : i + s * (h - 1) + 1 : s, j : j + s * (w - 1) + 1 : s, :] += dcols[..., i, j]
+        return dx
+
+
+def _flatten_chw(h: np.ndarray) -> np.ndarray:
+    """[B, H, W, C] → [B, C·H·W] in torch's flatten order of [B, C, H, W]."""
+    return h.transpose(0, 3, 1, 2).reshape(h.shape[0], -1)
+
+
+def _unflatten_chw(d: np.ndarray, like: np.ndarray) -> np.ndarray:
+    b, h, w, c = like.shape
+    return d.reshape(b, c, h, w).transpose(0, 2, 3, 1)
+
+
+class _MLP:
+    def __init__(self, torso: nets.MLPTorso, grads: bool):
+        self.l1, self.l2 = (_Linear(layer, grads) for layer in torso._layers)
+
+    def forward(self, x):
+        x0 = x.astype(np.float32).reshape(x.shape[0], -1)
+        h1 = _relu(self.l1(x0))
+        return _relu(self.l2(h1)), (x0, h1)
+
+    def backward(self, cache, h2, dh2):
+        x0, h1 = cache
+        da2 = dh2 * (h2 > 0)
+        da1 = self.l2.backward(h1, da2) * (h1 > 0)
+        self.l1.backward(x0, da1, need_dx=False)
+
+
+class _SmallImage:
+    """MinAtar's network: conv 16 3x3/1, FC 128."""
+
+    def __init__(self, torso: nets.SmallImageTorso, grads: bool):
+        self.channels_last = torso.channels_last
+        conv, fc = torso._layers
+        self.conv, self.fc = _Conv(conv, grads), _Linear(fc, grads)
+
+    def forward(self, x):
+        cols, a = self.conv(_image(x, self.channels_last))
+        h = _relu(a)
+        flat = _flatten_chw(h)
+        return _relu(self.fc(flat)), (cols, h, flat)
+
+    def backward(self, cache, out, dout):
+        cols, h, flat = cache
+        dflat = self.fc.backward(flat, dout * (out > 0))
+        self.conv.backward(cols, _unflatten_chw(dflat, h) * (h > 0))
+
+
+class _Atari:
+    """Mnih et al. 2013: conv 16 8x8/4, conv 32 4x4/2, FC 256."""
+
+    def __init__(self, torso: nets.AtariTorso, grads: bool):
+        self.channels_last = torso.channels_last
+        c1, c2, fc = torso._layers
+        self.c1, self.c2, self.fc = _Conv(c1, grads), _Conv(c2, grads), _Linear(fc, grads)
+
+    def forward(self, x):
+        cols1, a1 = self.c1(_image(x, self.channels_last))
+        h1 = _relu(a1)
+        cols2, a2 = self.c2(h1)
+        h2 = _relu(a2)
+        flat = _flatten_chw(h2)
+        return _relu(self.fc(flat)), (cols1, h1, cols2, h2, flat)
+
+    def backward(self, cache, out, dout):
+        cols1, h1, cols2, h2, flat = cache
+        dflat = self.fc.backward(flat, dout * (out > 0))
+        dh1 = self.c2.backward(cols2, _unflatten_chw(dflat, h2) * (h2 > 0), in_shape=h1.shape)
+        self.c1.backward(cols1, dh1 * (h1 > 0))
+
+
+_TORSOS = {nets.MLPTorso: _MLP, nets.SmallImageTorso: _SmallImage, nets.AtariTorso: _Atari}
+
+
+def _torso(module, grads: bool):
+    kind = _TORSOS.get(type(module))
+    return None if kind is None else kind(module, grads)
+
+
+class _Cache:
+    """The activations of a forward pass over a batch of states: per torso, its cache and output."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list):
+        self.parts = parts  # [(cache, output) per torso]
+
+    @staticmethod
+    def stack(rows: list[_Cache]) -> _Cache:
+        """One batch from batch-1 caches, in order."""
+        parts = []
+        for k in range(len(rows[0].parts)):
+            caches = [r.parts[k][0] for r in rows]
+            cache = tuple(np.concatenate([c[i] for c in caches]) for i in range(len(caches[0])))
+            parts.append((cache, np.concatenate([r.parts[k][1] for r in rows])))
+        return _Cache(parts)
+
+
+class FastNetwork:
+    """A built-in network's numpy twin (module doc). ``FastNetwork.of(net)`` is None for any other
+    network. Called with a torch batch it returns what the module returns (as tensors viewing numpy
+    arrays); :meth:`forward` and :meth:`backward` work on numpy arrays."""
+
+    def __init__(self, module, grads: bool):
+        self.module = module
+        self.actor_critic = isinstance(module, nets.ActorCriticNetwork)
+        self.torso = _torso(module.torso, grads)
+        if self.actor_critic:
+            self.value_torso = None if module.value_torso is None else _torso(module.value_torso, grads)
+            self.heads = (_Linear(module.policy, grads), _Linear(module.value, grads))
+        else:
+            self.value_torso = None
+            self.heads = (_Linear(module.q, grads),)
+        self._rows: dict[int, _Cache] = {}
+        self._row: int | None = None
+
+    @classmethod
+    def of(cls, module, grads: bool = True) -> FastNetwork | None:
+        """The fast twin of a built-in network (exactly ``QNetwork`` or ``ActorCriticNetwork`` over a
+        built-in torso), or None. ``grads``: whether it will run backward passes (its parameters must
+        then have their flat gradient attached)."""
+        if type(module) not in (nets.QNetwork, nets.ActorCriticNetwork) or type(module.torso) not in _TORSOS:
+            return None
+        if getattr(module, "value_torso", None) is not None and type(module.value_torso) not in _TORSOS:
+            return None
+        return cls(module, grads)
+
+    # -- forward ------------------------------------------------------------------------------
+    def forward(self, x: np.ndarray) -> tuple[Any, _Cache]:
+        """The outputs for a numpy batch of observations (Q [B, A], or (logits [B, A], V [B])) and
+        the activations the backward pass needs."""
+        h, cache = self.torso.forward(x)
+        parts = [(cache, h)]
+        if not self.actor_critic:
+            return self.heads[0](h), _Cache(parts)
+        hv = h
+        if self.value_torso is not None:
+            hv, vcache = self.value_torso.forward(x)
+            parts.append((vcache, hv))
+        return (self.heads[0](h), self.heads[1](hv)[:, 0]), _Cache(parts)
+
+    def outputs(self, x: np.ndarray):
+        return self.forward(x)[0]
+
+    def __call__(self, x: torch.Tensor):
+        out, cache = self.forward(x.numpy())
+        if self._row is not None:
+            if x.shape[0] == 1:
+                self._rows[self._row] = cache
+            self._row = None
+        if self.actor_critic:
+            return torch.from_numpy(out[0]), torch.from_numpy(out[1])
+        return torch.from_numpy(out)
+
+    def __getattr__(self, name):  # anything else (parameters(), training, ...) is the module's
+        return getattr(self.module, name)
+
+    # -- the activations acting computed, reused by the learning pass --------------------------
+    def begin_segment(self) -> None:
+        """θ' may have changed: forget the activations of the last segment."""
+        self._rows.clear()
+        self._row = None
+
+    def record_row(self, row: int) -> None:
+        """The next call, if it is at batch size 1, is for row ``row`` of the segment (s_row)."""
+        self._row = row
+
+    def segment_forward(self, states: np.ndarray) -> tuple[Any, _Cache]:
+        """Outputs and activations for the segment's states ``states`` (s_0 .. s_k): rows acting
+        recorded are reused, the others computed now (θ' is that of the whole segment)."""
+        rows = self._rows
+        if not rows:
+            return self.forward(states)
+        for i in range(len(states)):
+            if i not in rows:
+                rows[i] = self.forward(states[i : i + 1])[1]
+        cache = _Cache.stack([rows[i] for i in range(len(states))])
+        return self._heads(cache), cache
+
+    def _heads(self, cache: _Cache):
+        h = cache.parts[0][1]
+        if not self.actor_critic:
+            return self.heads[0](h)
+        hv = cache.parts[-1][1] if self.value_torso is not None else h
+        return self.heads[0](h), self.heads[1](hv)[:, 0]
+
+    # -- backward -----------------------------------------------------------------------------
+    def backward(self, cache: _Cache, d_out) -> None:
+        """Writes dL/dθ' for every parameter into the flat gradient (through the parameters' ``.grad``
+        views), given dL/d(outputs) in the layout :meth:`forward` returns."""
+        (tcache, h) = cache.parts[0]
+        if not self.actor_critic:
+            self.torso.backward(tcache, h, self.heads[0].backward(h, d_out))
+            return
+        d_logits, d_v = d_out
+        policy, value = self.heads
+        dh = policy.backward(h, d_logits)
+        if self.value_torso is None:  # one torso under both heads
+            dh += value.backward(h, d_v[:, None])
+            self.torso.backward(tcache, h, dh)
+            return
+        vcache, hv = cache.parts[1]
+        self.torso.backward(tcache, h, dh)
+        self.value_torso.backward(vcache, hv, value.backward(hv, d_v[:, None]))
+
+
+def supports(algo) -> bool:
+    """Whether ``algo`` provides the gradient of its loss with respect to the network's outputs."""
+    from algorithms.base import Algorithm
+
+    return not algo.recurrent and type(algo).loss_gradient is not Algorithm.loss_gradient
+
+
+def fast_learner(algo, net, target_net, enabled: bool = True):
+    """``(fast net, fast target)`` for the fast path, or ``(None, None)`` where it does not apply."""
+    if not enabled or not supports(algo):
+        return None, None
+    fnet = FastNetwork.of(net, grads=True)
+    if fnet is None:
+        return None, None
+    ftarget = None
+    if target_net is not None:
+        ftarget = FastNetwork.of(target_net, grads=False)
+        if ftarget is None:
+            return None, None
+    return fnet, ftarget
+
+
+def fast_gradient(pairs: list, fnet: FastNetwork, ftarget: FastNetwork | None) -> float:
+    """Writes the gradient of the mean of the segments' losses into the flat gradient and returns the
+    loss value. ``pairs``: ``(algo, segment)``, all taken at the same θ'. One segment reuses the
+    activations acting recorded; several are forwarded as one batch."""
+    target = None if ftarget is None else ftarget.outputs
+    with_next = [a.loss_needs_next_output for a, _ in pairs]
+    inputs = [np.concatenate([s.obs.numpy(), s.next_obs.numpy()]) if nx else s.obs.numpy()
+              for (_, s), nx in zip(pairs, with_next)]
+    if len(pairs) == 1:
+        out, cache = fnet.segment_forward(inputs[0])
+    else:
+        out, cache = fnet.forward(np.concatenate(inputs))
+    grads, loss, start = [], 0.0, 0
+    scale = 1.0 / len(pairs)
+    for (algo, seg), x in zip(pairs, inputs):
+        rows = _rows(out, start, start + len(x))
+        start += len(x)
+        value, d = algo.loss_gradient(rows, target, seg)
+        loss += value * scale
+        grads.append(d)
+    if fnet.actor_critic:
+        d_out = tuple(np.concatenate([g[k] for g in grads]) * np.float32(scale) for k in range(2))
+    else:
+        d_out = np.concatenate(grads) * np.float32(scale)
+    fnet.backward(cache, d_out)
+    return loss
+
+
+def _rows(out, start: int, stop: int):
+    if isinstance(out, tuple):
+        return tuple(o[start:stop] for o in out)
+    return out[start:stop]

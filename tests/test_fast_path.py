@@ -1,0 +1,189 @@
+"""The per-step fast path (harness.engine.fast) pinned to autograd: on real segments of each built-in
+network (the MLP on CartPole, MinAtar's net, the Mnih 2013 net on Pong) and each built-in method,
+the fast gradient equals autograd's gradient of the method's own ``loss`` — for segments that end
+in a terminal state, at a time limit (no terminal state: bootstrap) and after t_max steps, with and
+without clipping, from activations recorded while acting and computed afresh — and a fast and an
+autograd run of one seed take the same actions and learn alike."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from algorithms.base import Segment
+from harness.config import ConfigError, make_run_config
+from harness.engine import train
+from harness.engine.fast import FastNetwork, fast_learner
+from harness.engine.shared import attach_flat_grad, flatten_into
+from harness.engine.worker import SegmentCollector, compute_gradient
+from harness.envs import make_env
+from harness.plugins import load_algorithm
+
+METHODS = ("one_step_q", "one_step_sarsa", "n_step_q", "a3c")
+ENVS = {
+    "CartPole-v1": dict(env_modules=()),
+    "MinAtar/Breakout-v1": dict(env_modules=("minatar.gym:register_envs",)),
+    "Pong": dict(env_modules=()),
+}
+RTOL = 1e-5  # the issue's bound on the relative error of every fast gradient
+
+
+def _learner(method: str, env_id: str):
+    """An algorithm, its environment, a network with its flat gradient, a θ⁻ other than θ (methods
+    with a target network), and float64 copies of both: autograd in float64 is the reference."""
+    cfg = make_run_config(algorithm=method, env=env_id, frames=10_000, eval={"episodes": 0}, **ENVS[env_id])
+    algo_cls = load_algorithm(method)
+    algo = algo_cls(algo_cls.Hyperparameters(**cfg.hyperparameters))
+    env = make_env(cfg.env_spec, cfg.env_settings)
+    torch.manual_seed(1)
+    net = algo.build_network(env.observation_space, env.n_actions)
+    flatten_into(net)
+    grad = attach_flat_grad(net)
+    target_net = None
+    if algo.uses_target_network:
+        target_net = algo.build_network(env.observation_space, env.n_actions)
+        flatten_into(target_net)
+        target_net.requires_grad_(False)
+    algo.init_worker(0, np.random.default_rng(0))
+    net64 = copy.deepcopy(net).double()
+    exact = (net64, attach_flat_grad(net64), None if target_net is None else copy.deepcopy(target_net).double())
+    return cfg, algo, env, net, grad, target_net, exact
+
+
+def _exact(algo, exact, seg, clip, more=None) -> torch.Tensor:
+    """Autograd's gradient of the method's loss, in float64."""
+    net64, grad64, target64 = exact
+    compute_gradient(algo, net64, target64, seg, grad64, clip, "reference", more=more)
+    return grad64.clone()
+
+
+def _segments(algo, env, net, t_max: int, count: int, rng) -> list[Segment]:
+    """``count`` real segments of the environment, acted by ``net``."""
+    collector = SegmentCollector(env, algo, t_max, True, seed=0, rng=rng)
+    return [collector.collect(net, 0, rng)[0] for _ in range(count)]
+
+
+def _cut(seg: Segment, k: int, terminal: bool) -> Segment:
+    """The first ``k`` steps of a real segment, ended in a terminal state (no bootstrap), or by a time
+    limit (s_k is not terminal: bootstrap from it)."""
+    return Segment(obs=seg.obs[:k].clone(), actions=seg.actions[:k].clone(), rewards=seg.rewards[:k].clone(),
+                   next_obs=seg.obs[k : k + 1].clone(), terminal=terminal,
+                   next_action=None if terminal else int(seg.actions[k]))
+
+
+def _assert_same(fast: torch.Tensor, exact: torch.Tensor, what: str) -> None:
+    norm = float(torch.linalg.vector_norm(exact))
+    assert norm > 0, f"{what}: a zero gradient pins nothing"
+    err = float(torch.linalg.vector_norm(fast.double() - exact)) / norm
+    assert err <= RTOL, f"{what}: relative error {err:.2e} > {RTOL}"
+
+
+@pytest.mark.parametrize("env_id", list(ENVS))
+@pytest.mark.parametrize("method", METHODS)
+def test_the_fast_gradient_is_autograds(method, env_id):
+    cfg, algo, env, net, grad, target_net, exact = _learner(method, env_id)
+    t_max = int(cfg.hyperparameters.get("t_max", 5))
+    segs = _segments(algo, env, net, t_max, 4, np.random.default_rng(0))
+    full = next(s for s in segs if len(s) == t_max)
+    segs += [_cut(full, 3, terminal=False), _cut(full, 4, terminal=True)]
+    fnet, ftarget = fast_learner(algo, net, target_net)
+    assert isinstance(fnet, FastNetwork), f"{method} on {env_id} should take the fast path"
+    for clip in (0.0, 1e-3):  # unclipped, and clipped (every one of these gradients is larger than 1e-3)
+        for k, seg in enumerate(segs):
+            where = f"{method} on {env_id}, segment {k} (n={len(seg)}, terminal={seg.terminal}), clip {clip}"
+            grad.fill_(float("nan"))  # the fast path must write every element
+            compute_gradient(algo, fnet, ftarget, seg, grad, clip, "fast")
+            _assert_same(grad, _exact(algo, exact, seg, clip), where)
+    # several segments at one θ (the synchronous schedule): the mean of their gradients
+    more = [(algo, s) for s in segs[1:]]
+    compute_gradient(algo, fnet, ftarget, segs[0], grad, 0.0, "fast", more=more)
+    _assert_same(grad, _exact(algo, exact, segs[0], 0.0, more), f"{method} on {env_id}, {len(segs)} segments at one θ")
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "MinAtar/Breakout-v1"])
+@pytest.mark.parametrize("method", METHODS)
+def test_activations_recorded_while_acting_give_the_same_gradient(method, env_id):
+    """The fast network acts (recording each step's activations), then the learning pass reuses them:
+    the gradient is autograd's for the same segment; the actions are those the module takes (one
+    random stream each, same seed)."""
+    cfg, algo, env, net, grad, target_net, exact = _learner(method, env_id)
+    t_max = int(cfg.hyperparameters.get("t_max", 5))
+    fnet, ftarget = fast_learner(algo, net, target_net)
+    env_ref = make_env(cfg.env_spec, cfg.env_settings)
+    c_fast = SegmentCollector(env, algo, t_max, True, seed=0, rng=np.random.default_rng(0))
+    algo_ref = type(algo)(algo.hp)
+    algo_ref.init_worker(0, np.random.default_rng(0))
+    c_ref = SegmentCollector(env_ref, algo_ref, t_max, True, seed=0, rng=np.random.default_rng(0))
+    rng_fast, rng_ref = np.random.default_rng(5), np.random.default_rng(5)
+    terminal = 0
+    for k in range(30):
+        seg, _ = c_fast.collect(fnet, 0, rng_fast)
+        seg_ref, _ = c_ref.collect(net, 0, rng_ref)
+        assert seg.actions.tolist() == seg_ref.actions.tolist(), f"segment {k}: the fast net acted otherwise"
+        # every state acted on in this segment is reused: all of s_0 .. s_{n-1}, but for SARSA's s_0
+        # when its action was chosen at the end of the last segment (under the θ' before this sync)
+        missing = [i for i in range(len(seg)) if i not in fnet._rows]
+        assert missing in ([], [0]) if algo.needs_next_action else missing == [], f"segment {k}: rows {missing} recomputed"
+        terminal += seg.terminal
+        compute_gradient(algo, fnet, ftarget, seg, grad, 0.0, "fast")
+        _assert_same(grad, _exact(algo, exact, seg, 0.0), f"{method} on {env_id}, acted segment {k}")
+    assert terminal >= 1, "no episode ended: the terminal case went untested"
+    env.close()
+    env_ref.close()
+
+
+def test_the_fast_path_applies_to_the_built_in_networks_only():
+    """Recurrent methods, other networks and algorithms without loss_gradient take autograd."""
+    from gymnasium import spaces
+
+    from algorithms.networks import QNetwork
+
+    box = spaces.Box(-1, 1, (4,), np.float32)
+    lstm = load_algorithm("a3c_lstm")()
+    assert fast_learner(lstm, lstm.build_network(box, 2), None) == (None, None)
+
+    class Wider(QNetwork):  # a plug-in's own network, even a subclass of a built-in one
+        pass
+
+    q = load_algorithm("one_step_q")()
+    net, target = Wider(box, 2), Wider(box, 2)
+    attach_flat_grad(net)
+    assert fast_learner(q, net, target) == (None, None)
+    net, target = QNetwork(box, 2), QNetwork(box, 2)
+    attach_flat_grad(net)
+    assert fast_learner(q, net, target, enabled=False) == (None, None)
+    assert isinstance(fast_learner(q, net, target)[0], FastNetwork)
+
+
+def test_gradient_setting_is_checked():
+    with pytest.raises(ConfigError, match="gradient must be one of fast, autograd"):
+        make_run_config(algorithm="a3c", env="CartPole-v1", engine={"gradient": "numpy"})
+
+
+def _run(tmp_path, method, gradient, seed=3, frames=6_000):
+    cfg = make_run_config(algorithm=method, env="CartPole-v1", frames=frames, seed=seed, eval={"episodes": 0},
+                          engine={"gradient": gradient})
+    result = train(cfg, tmp_path)
+    assert result.state == "done", result.error
+    assert json.loads((tmp_path / "config.json").read_text())["engine"]["gradient"] == gradient
+    return pd.read_csv(tmp_path / "episodes.csv")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", METHODS)
+def test_a_fast_and_an_autograd_run_of_one_seed_act_alike(tmp_path, method):
+    """One worker, one seed: the fast and the autograd run play the same first episodes (the same
+    actions from the same random draws) and, where they part after a near-tie in the last bits,
+    keep close returns."""
+    fast = _run(tmp_path / "fast", method, "fast")
+    ref = _run(tmp_path / "ref", method, "autograd")
+    k = min(len(fast), len(ref), 20)
+    assert k >= 10
+    same = int((fast["length"].values[:k] == ref["length"].values[:k]).cumprod().sum())
+    assert same >= 10, f"{method}: only the first {same} episodes alike"
