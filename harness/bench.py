@@ -4,7 +4,7 @@ Measured in one invocation, on the same machine and moment, per algorithm:
 
 (a) ``env_fps``: the environment alone, random actions, through the same preprocessing runs use;
 (b) ``act_fps``: environment plus the algorithm's forward pass and action choice per step;
-(c) ``learn_ms``: one segment's loss, backward pass, clipping and shared-optimizer step;
+(c) ``learn_ms``: one segment's gradient (the fast path's, or autograd's), clipping and shared-optimizer step;
     ``bound_fps`` = frames_per_step / (time per step of (b) + (c) / t_max): what one worker could do
     if the harness added nothing;
 (d) full training for each thread count (the median of ``repeat`` runs, taken round-robin over
@@ -15,6 +15,10 @@ Measured in one invocation, on the same machine and moment, per algorithm:
 
 ``bound_share`` = bound_fps / env_fps and ``train_share`` = train_fps_per_worker / env_fps: a
 worker's pace as a share of its environment's, where a slower acting or learning path shows.
+
+Every row is measured on the engine's default gradient path (``gradient`` = "fast"), and with
+``gradients=("fast", "autograd")`` (``--reference``) also on the autograd reference, side by side in
+the same rounds.
 
 Ratios (``train_over_bound``, ``efficiency``, ``bound_share``) hold on a noisy machine where absolute
 frames/s do not; ``--compare BASELINE.json`` gates on them (a baseline without a ratio skips it). The JSON and CSV schema is in docs/BENCHMARKS.md.
@@ -35,8 +39,9 @@ from algorithms.base import forward
 from harness import store
 from harness.config import RunConfig, make_run_config
 from harness.engine import train
-from harness.engine.shared import FlatOptimizer, OptimizerState, attach_flat_grad, clip_grad_norm_, flatten_into
-from harness.engine.worker import PhaseTimes, SegmentCollector
+from harness.engine.shared import FlatOptimizer, OptimizerState, attach_flat_grad, flatten_into
+from harness.engine.fast import fast_learner
+from harness.engine.worker import PhaseTimes, SegmentCollector, compute_gradient, one_blas_thread
 from harness.envs import make_env
 from harness.plugins import load_algorithm
 
@@ -84,6 +89,9 @@ class BenchRow:
     # (real frames/s: what simulating N workers, or stepping N environments in lockstep, costs here)
     schedule: str = "hogwild"
     vs_one_worker: float = 0.0
+    # the gradient path (engine setting ``gradient``): "fast" (the default) or "autograd" (the reference);
+    # rows of files written before the fast path existed were measured on autograd
+    gradient: str = "fast"
 
 
 def _timed_loop(seconds: float, body) -> tuple[int, float]:
@@ -101,8 +109,9 @@ def _timed_loop(seconds: float, body) -> tuple[int, float]:
 
 
 def measure_components(cfg: RunConfig, seconds: float) -> dict[str, float]:
-    """(a), (b), (c) in this process, one torch thread."""
+    """(a), (b), (c) in this process, one torch thread and one BLAS thread."""
     torch.set_num_threads(1)
+    one_blas_thread()
     algo_cls = load_algorithm(cfg.algorithm)
     algo = algo_cls(algo_cls.Hyperparameters(**cfg.hyperparameters))
     env = make_env(cfg.env_spec, cfg.env_settings)
@@ -113,7 +122,13 @@ def measure_components(cfg: RunConfig, seconds: float) -> dict[str, float]:
     n, dt = _timed_loop(seconds, lambda: env.step(int(rng.integers(env.n_actions))))
     env_fps = n * fps_step / dt
 
-    net = algo.build_network(env.observation_space, env.n_actions)
+    module = algo.build_network(env.observation_space, env.n_actions)
+    flat = flatten_into(module)
+    grad = attach_flat_grad(module)
+    target = algo.build_network(env.observation_space, env.n_actions) if algo.uses_target_network else None
+    net, ftarget = fast_learner(algo, module, target, cfg.engine.gradient == "fast")  # the path a worker takes
+    if net is None:
+        net, ftarget = module, target
     algo.init_worker(0, rng)
     state = {"obs": env.reset(seed=0), "net": None}
 
@@ -128,9 +143,6 @@ def measure_components(cfg: RunConfig, seconds: float) -> dict[str, float]:
     n, dt = _timed_loop(seconds, act_step)
     act_step_s = dt / n
 
-    flat = flatten_into(net)
-    grad = attach_flat_grad(net)
-    target = algo.build_network(env.observation_space, env.n_actions) if algo.uses_target_network else None
     opt = FlatOptimizer(OptimizerState.allocate(cfg.optimizer, flat.numel(), 1), 0,
                         cfg.engine.rmsprop_alpha, cfg.engine.rmsprop_eps, cfg.engine.momentum)
     t_max = int(cfg.hyperparameters.get("t_max", 5))
@@ -138,17 +150,16 @@ def measure_components(cfg: RunConfig, seconds: float) -> dict[str, float]:
     segments = []
     while len(segments) < 8:
         seg, _ = collector.collect(net, 0, rng)
-        if len(seg) == t_max:
-            segments.append(seg)
+        if len(seg) == t_max:  # with the activations acting recorded (the fast path), as a worker has them
+            segments.append((seg, net.recorded() if net is not module else None))
     shared = flat.clone()
 
     def learn():
-        seg = segments[learn.i % len(segments)]
+        seg, recorded = segments[learn.i % len(segments)]
         learn.i += 1
-        loss, _ = algo.loss(net, target, seg)
-        grad.zero_()
-        loss.backward()
-        clip_grad_norm_(grad, cfg.engine.grad_clip)
+        if recorded is not None:
+            net.restore(recorded)
+        compute_gradient(algo, net, ftarget, seg, grad, cfg.engine.grad_clip, "bench")
         opt.step(shared, grad, 1e-7)
 
     learn.i = 0
@@ -184,45 +195,49 @@ def measure_training(cfg: RunConfig, seconds: float, hogwild: bool = True) -> di
 def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: float,
               log=print, repeat: int = 1, unshared_control: bool = False,
               optimizer: str = "shared_rmsprop", env_modules: tuple[str, ...] = (),
-              schedules: tuple[str, ...] = ("hogwild",)) -> dict:
+              schedules: tuple[str, ...] = ("hogwild",), gradients: tuple[str, ...] = ("fast",)) -> dict:
     """``unshared_control`` adds, for every thread count above 1, rows of the same training with
     unshared θ and optimizer statistics (``sharing`` = "unshared"): the efficiency the machine
     allows without the cost of sharing them, to set beside the method's own. ``schedules`` other
     than hogwild add rows of the virtual and synchronous schedules at every thread count, with a
-    1-worker Hogwild run in every round for ``vs_one_worker``."""
+    1-worker Hogwild run in every round for ``vs_one_worker``. ``gradients``: the gradient paths
+    measured, each row of the plan once per path, in the same rounds ("autograd" is the reference)."""
     rows: list[BenchRow] = []
     for algo in algorithms:
-        base = make_run_config(algorithm=algo, env=env, threads=1, frames=10**12, optimizer=optimizer,
-                               env_modules=env_modules)
-        comp = measure_components(base, seconds)
-        log(f"{algo}: env {comp['env_fps']:,.0f} frames/s, acting {comp['act_fps']:,.0f} frames/s, "
-            f"learning {comp['learn_ms']:.2f} ms/segment, bound {comp['bound_fps']:,.0f} frames/s per worker")
-        plan = ([(n, True, "hogwild") for n in threads if "hogwild" in schedules]
-                + [(n, False, "hogwild") for n in threads if unshared_control and n > 1 and "hogwild" in schedules]
-                + [(n, True, s) for s in schedules if s != "hogwild" for n in threads])
-        one = (1, True, "hogwild")
-        if any(s != "hogwild" for _, _, s in plan) and one not in plan:
-            plan.insert(0, one)  # the reference of vs_one_worker
-        samples: dict[tuple[int, bool, str], list[dict]] = {key: [] for key in plan}
+        comps = {}
+        for g in gradients:
+            base = make_run_config(algorithm=algo, env=env, threads=1, frames=10**12, optimizer=optimizer,
+                                   env_modules=env_modules, engine={"gradient": g})
+            comp = comps[g] = measure_components(base, seconds)
+            log(f"{algo}{_path(g)}: env {comp['env_fps']:,.0f} frames/s, acting {comp['act_fps']:,.0f} frames/s, "
+                f"learning {comp['learn_ms']:.2f} ms/segment, bound {comp['bound_fps']:,.0f} frames/s per worker")
+        shape = ([(n, True, "hogwild") for n in threads if "hogwild" in schedules]
+                 + [(n, False, "hogwild") for n in threads if unshared_control and n > 1 and "hogwild" in schedules]
+                 + [(n, True, s) for s in schedules if s != "hogwild" for n in threads])
+        if any(s != "hogwild" for _, _, s in shape) and (1, True, "hogwild") not in shape:
+            shape.insert(0, (1, True, "hogwild"))  # the reference of vs_one_worker
+        plan = [(*key, g) for g in gradients for key in shape]
+        samples: dict[tuple[int, bool, str, str], list[dict]] = {key: [] for key in plan}
         for _ in range(repeat):  # round-robin, so drift on a shared machine hits every row alike
-            for n, hogwild, schedule in plan:
+            for n, hogwild, schedule, g in plan:
                 cfg = make_run_config(algorithm=algo, env=env, threads=n, frames=10**12, optimizer=optimizer,
-                                      env_modules=env_modules, engine={"max_seconds": seconds, "checkpoint_seconds": 0},
-                                      eval={"episodes": 0}, schedule=schedule)
-                samples[n, hogwild, schedule].append(measure_training(cfg, seconds, hogwild))
+                                      env_modules=env_modules, eval={"episodes": 0}, schedule=schedule,
+                                      engine={"max_seconds": seconds, "checkpoint_seconds": 0, "gradient": g})
+                samples[n, hogwild, schedule, g].append(measure_training(cfg, seconds, hogwild))
                 if repeat > 1:
-                    log(f"{algo} threads={n}{_variant(hogwild, schedule)} run "
-                        f"{len(samples[n, hogwild, schedule])}/{repeat}: "
-                        f"{samples[n, hogwild, schedule][-1]['train_fps']:,.0f} frames/s")
-        first = samples[plan[0]]
-        single = samples.get(one)
-        for n, hogwild, schedule in plan:
-            runs = samples[n, hogwild, schedule]
+                    log(f"{algo} threads={n}{_variant(hogwild, schedule)}{_path(g)} run "
+                        f"{len(samples[n, hogwild, schedule, g])}/{repeat}: "
+                        f"{samples[n, hogwild, schedule, g][-1]['train_fps']:,.0f} frames/s")
+        for n, hogwild, schedule, g in plan:
+            comp = comps[g]
+            first = samples[(*shape[0], g)]
+            single = samples.get((1, True, "hogwild", g))
+            runs = samples[n, hogwild, schedule, g]
             d = sorted(runs, key=lambda x: x["train_fps"])[len(runs) // 2]  # the median run
             d["memory"] = {k: max(x["memory"].get(k, 0.0) for x in runs) for k in ("peak_worker_rss_mb", "peak_total_rss_mb")}
             per_worker = d["train_fps"] / n
             # efficiency: the median over rounds of the ratio to the first thread count's run of the same round
-            ratios = sorted(r["train_fps"] / n / (f["train_fps"] / plan[0][0]) for r, f in zip(runs, first) if f["train_fps"] > 0)
+            ratios = sorted(r["train_fps"] / n / (f["train_fps"] / shape[0][0]) for r, f in zip(runs, first) if f["train_fps"] > 0)
             vs_one = sorted(r["train_fps"] / f["train_fps"] for r, f in zip(runs, single or []) if f["train_fps"] > 0)
             ph = d["phases"]
             rows.append(BenchRow(
@@ -240,8 +255,9 @@ def run_bench(algorithms: list[str], env: str, threads: list[int], seconds: floa
                 train_share=round(per_worker / comp["env_fps"], 4),
                 **{f"lag_{k}": float(d["policy_lag"].get(k, 0.0)) for k in ("mean", "median", "p95", "max")},
                 schedule=schedule, vs_one_worker=round(vs_one[len(vs_one) // 2], 3) if vs_one else 0.0,
+                gradient=g,
             ))
-            log(f"{algo} threads={n}{_variant(hogwild, schedule)}: {d['train_fps']:,.0f} frames/s "
+            log(f"{algo} threads={n}{_variant(hogwild, schedule)}{_path(g)}: {d['train_fps']:,.0f} frames/s "
                 f"({per_worker:,.0f} per worker), efficiency {rows[-1].efficiency:.2f}, training/bound "
                 f"{rows[-1].train_over_bound:.2f}; ms per segment: sync {rows[-1].train_sync_ms:.2f}, act "
                 f"{rows[-1].train_act_ms:.2f}, learn {rows[-1].train_learn_ms:.2f}, update {rows[-1].train_update_ms:.2f}; "
@@ -266,15 +282,20 @@ def _variant(hogwild: bool, schedule: str) -> str:
     return ("" if hogwild else " (unshared control)") + ("" if schedule == "hogwild" else f" ({schedule})")
 
 
+def _path(gradient: str) -> str:
+    return "" if gradient == "fast" else f" ({gradient})"
+
+
 def _row_key(r: dict) -> tuple:
     return (r["algorithm"], r["env"], r["threads"], r.get("sharing", "hogwild"), r.get("optimizer", "shared_rmsprop"),
-            r.get("schedule", "hogwild"))
+            r.get("schedule", "hogwild"), r.get("gradient", "autograd"))  # files without it predate the fast path
 
 
 def _row_name(r: dict) -> str:
     return (f"{r['algorithm']} {r['env']} threads={r['threads']}"
             f"{'' if r.get('sharing', 'hogwild') == 'hogwild' else ' (' + r['sharing'] + ')'}"
-            f"{'' if r.get('optimizer', 'shared_rmsprop') == 'shared_rmsprop' else ' ' + r['optimizer']}")
+            f"{'' if r.get('optimizer', 'shared_rmsprop') == 'shared_rmsprop' else ' ' + r['optimizer']}"
+            f"{_path(r.get('gradient', 'autograd'))}")
 
 
 def compare_rows(current: dict, baseline: dict, tolerance: float) -> list[dict]:
@@ -333,8 +354,8 @@ def write_outputs(result: dict, out: Path) -> tuple[Path, Path]:
 
 
 def format_table(result: dict) -> str:
-    cols = ["algorithm", "threads", "schedule", "sharing", "env_fps", "act_fps", "learn_ms", "bound_fps", "train_fps",
-            "train_fps_per_worker", "efficiency", "train_over_bound", "bound_share", "train_share", "train_act_ms",
+    cols = ["algorithm", "threads", "schedule", "gradient", "sharing", "env_fps", "act_fps", "learn_ms", "bound_fps",
+            "train_fps", "train_fps_per_worker", "efficiency", "train_over_bound", "bound_share", "train_share", "train_act_ms",
             "train_learn_ms", "train_update_ms", "lag_mean", "lag_p95", "lag_max", "vs_one_worker", "peak_worker_rss_mb"]
     lines = [" | ".join(cols), " | ".join("---" for _ in cols)]
     for r in result["rows"]:
@@ -345,7 +366,7 @@ def format_table(result: dict) -> str:
 def _cell(column: str, value) -> str:
     if not isinstance(value, float):
         return str(value)
-    if column in ("efficiency", "train_over_bound", "vs_one_worker"):
+    if column in ("efficiency", "train_over_bound", "vs_one_worker", "bound_share", "train_share"):
         return f"{value:.3g}"
     if column.startswith("lag_"):
         return f"{value:.2f}" if column == "lag_mean" else f"{value:.0f}"

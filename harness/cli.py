@@ -9,6 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+if "numpy" not in sys.modules:  # one BLAS thread per worker, set before numpy loads (engine.worker.one_blas_thread)
+    for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
 import click
 
 from harness.config import OPTIMIZERS, SCHEDULES, ConfigError, EngineSettings, EvalSettings, make_run_config
@@ -257,8 +261,11 @@ def _csv_list(kind):
 @click.option("--schedule", "schedules", default="hogwild", show_default=True, callback=_csv_list(str),
               help="comma-separated schedules (hogwild, virtual, sync); virtual and sync rows say how their real "
                    "frames/s compare with one Hogwild worker (vs_one_worker)")
+@click.option("--reference", is_flag=True,
+              help="also measure every configuration on the autograd reference path (gradient = autograd), "
+                   "side by side with the default fast path in the same rounds")
 def bench(algorithms, env, threads, seconds, out, baseline, tolerance, repeat, unshared_control, optimizer,
-          env_modules, markdown_path, junit_path, schedules) -> None:
+          env_modules, markdown_path, junit_path, schedules, reference) -> None:
     """Measure env, acting, learning and training throughput per worker count (see docs/BENCHMARKS.md)."""
     from harness import bench as b
     from harness.plugins import AlgorithmError, load_algorithm
@@ -286,7 +293,7 @@ def bench(algorithms, env, threads, seconds, out, baseline, tolerance, repeat, u
     try:
         result = b.run_bench(algorithms, env, threads, seconds, log=lambda m: click.echo(m, err=True), repeat=repeat,
                              unshared_control=unshared_control, optimizer=optimizer, env_modules=tuple(env_modules),
-                             schedules=tuple(schedules))
+                             schedules=tuple(schedules), gradients=("fast", "autograd") if reference else ("fast",))
     except b.BenchError as exc:
         click.echo(f"harness: error: {exc}", err=True)
         raise SystemExit(1) from None

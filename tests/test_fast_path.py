@@ -125,6 +125,9 @@ def test_activations_recorded_while_acting_give_the_same_gradient(method, env_id
     for k in range(30):
         seg, _ = c_fast.collect(fnet, 0, rng_fast)
         seg_ref, _ = c_ref.collect(net, 0, rng_ref)
+        if k == 0:
+            first = Segment(obs=seg.obs.clone(), actions=seg.actions, rewards=seg.rewards, next_obs=seg.next_obs,
+                            terminal=seg.terminal, next_action=seg.next_action)
         assert seg.actions.tolist() == seg_ref.actions.tolist(), f"segment {k}: the fast net acted otherwise"
         # every state acted on in this segment is reused: all of s_0 .. s_{n-1}, but for SARSA's s_0
         # when its action was chosen at the end of the last segment (under the θ' before this sync)
@@ -134,6 +137,9 @@ def test_activations_recorded_while_acting_give_the_same_gradient(method, env_id
         compute_gradient(algo, fnet, ftarget, seg, grad, 0.0, "fast")
         _assert_same(grad, _exact(algo, exact, seg, 0.0), f"{method} on {env_id}, acted segment {k}")
     assert terminal >= 1, "no episode ended: the terminal case went untested"
+    # activations recorded for one segment are never taken for another's states
+    compute_gradient(algo, fnet, ftarget, first, grad, 0.0, "fast")
+    _assert_same(grad, _exact(algo, exact, first, 0.0), f"{method} on {env_id}, an earlier segment")
     env.close()
     env_ref.close()
 

@@ -51,9 +51,12 @@ class _Linear:
 
     def __init__(self, layer, grads: bool):
         self.w, self.b, self.dw, self.db = _weights(layer, grads)
+        self.wt = self.w.T  # a view: it follows θ' as the buffer is synced in place
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return x @ self.w.T + self.b
+        y = x @ self.wt
+        y += self.b
+        return y
 
     def backward(self, x: np.ndarray, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         """Writes dL/dW and dL/db (every parameter gets exactly one backward per gradient)."""
@@ -94,7 +97,8 @@ class _Conv:
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cols = _patches(x, self.k, self.stride)  # [B, H', W', C·k·k]
-        out = cols.reshape(-1, cols.shape[-1]) @ self.w.T + self.b  # one matrix product, not one per row
+        out = cols.reshape(-1, cols.shape[-1]) @ self.w.T  # one matrix product, not one per row
+        out += self.b
         return cols, out.reshape(*cols.shape[:3], -1)
 
     def backward(self, cols: np.ndarray, dy: np.ndarray, in_shape=None) -> np.ndarray | None:
@@ -257,10 +261,11 @@ class FastNetwork:
         return self.forward(x)[0]
 
     def __call__(self, x: torch.Tensor):
-        out, cache = self.forward(x.numpy())
+        x = x.numpy()
+        out, cache = self.forward(x)
         if self._row is not None:
             if x.shape[0] == 1:
-                self._rows[self._row] = cache
+                self._rows[self._row] = (x, cache)
             self._row = None
         if self.actor_critic:
             return torch.from_numpy(out[0]), torch.from_numpy(out[1])
@@ -279,16 +284,28 @@ class FastNetwork:
         """The next call, if it is at batch size 1, is for row ``row`` of the segment (s_row)."""
         self._row = row
 
+    def recorded(self) -> dict:
+        """The activations recorded since :meth:`begin_segment`, with a copy of the states they are for
+        (to hand back with :meth:`restore`)."""
+        return {i: (np.array(x), cache) for i, (x, cache) in self._rows.items()}
+
+    def restore(self, recorded: dict) -> None:
+        self._rows = dict(recorded)
+
     def segment_forward(self, states: np.ndarray) -> tuple[Any, _Cache]:
-        """Outputs and activations for the segment's states ``states`` (s_0 .. s_k): rows acting
-        recorded are reused, the others computed now (θ' is that of the whole segment)."""
+        """Outputs and activations for the segment's states ``states`` (s_0 .. s_k) under this θ'
+        (acting's, unchanged since :meth:`begin_segment`): rows acting recorded for these very
+        observations are reused, the others computed now."""
         rows = self._rows
         if not rows:
             return self.forward(states)
+        caches = []
         for i in range(len(states)):
-            if i not in rows:
-                rows[i] = self.forward(states[i : i + 1])[1]
-        cache = _Cache.stack([rows[i] for i in range(len(states))])
+            kept = rows.get(i)
+            if kept is None or kept[0].tobytes() != states[i : i + 1].tobytes():  # a memcmp: the state acting saw
+                kept = rows[i] = (states[i : i + 1], self.forward(states[i : i + 1])[1])
+            caches.append(kept[1])
+        cache = _Cache.stack(caches)
         return self._heads(cache), cache
 
     def _heads(self, cache: _Cache):

@@ -116,6 +116,7 @@ def worker_main(rank: int, config: dict, shared: SharedState, body=None) -> None
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker would inherit the supervisor's handler
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
+    one_blas_thread()
     try:
         profile_dir = os.environ.get("HARNESS_PROFILE_DIR")
         if profile_dir:  # cProfile each worker into PROFILE_DIR/worker-<rank>.prof (docs/BENCHMARKS.md)
@@ -130,6 +131,29 @@ def worker_main(rank: int, config: dict, shared: SharedState, body=None) -> None
         finally:
             shared.stop.set()
         raise SystemExit(1)
+
+
+def one_blas_thread() -> bool:
+    """One thread for numpy's BLAS in this process (the fast path's matrix products): a worker is one
+    core's work, and OpenBLAS would start as many threads as the machine has cores. The ``harness``
+    command sets ``OPENBLAS_NUM_THREADS=1`` before numpy loads; a process that loaded numpy earlier
+    (a notebook, a forked worker of one) is set here through OpenBLAS's own call, as threadpoolctl
+    does. Returns whether a BLAS was found and set."""
+    import glob
+
+    libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*")
+    for path in glob.glob(libs):
+        try:
+            lib = ctypes.CDLL(path)  # already loaded by numpy: the same library, not a second copy
+        except OSError:
+            continue
+        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                     "openblas_set_num_threads64_", "openblas_set_num_threads"):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn(1)
+                return True
+    return False
 
 
 def send(shared: SharedState, message: tuple) -> None:
@@ -327,6 +351,8 @@ class SegmentCollector:
         if rng is not None:
             algo.start_episode(rng)
         self.buf = torch.empty((t_max, *self.obs.shape), dtype=torch.from_numpy(self.obs).dtype)
+        self._buf = self.buf.numpy()  # written through numpy; each step's network input is a row view of buf
+        self._rows = [self.buf[i : i + 1] for i in range(t_max)]
         self.ep_return, self.ep_len = 0.0, 0
         self.carried_action: int | None = None
         if algo.recurrent and algo.needs_next_action:
@@ -344,15 +370,14 @@ class SegmentCollector:
         obs = self._begin(net)
         record = getattr(net, "record_row", None)  # a fast network keeps acting's activations (engine.fast)
         for n in range(self.t_max):
-            o = torch.from_numpy(obs)
-            self.buf[n] = o
+            self._buf[n] = obs
             if self.carried_action is None:
                 if record is not None:
                     record(n)
                 if recurrent:
-                    out, self.state = net(o.unsqueeze(0), self.state)
+                    out, self.state = net(self._rows[n], self.state)
                 else:
-                    out = net(o.unsqueeze(0))
+                    out = net(self._rows[n])  # s_n as a batch of one
                 a = algo.act(out, frames, rng)
             else:
                 a, self.carried_action = self.carried_action, None
@@ -403,8 +428,8 @@ class SegmentCollector:
         n = len(self._actions)
         seg = Segment(
             obs=self.buf[:n],
-            actions=torch.tensor(self._actions, dtype=torch.int64),
-            rewards=torch.tensor(self._rewards, dtype=torch.float32),
+            actions=torch.from_numpy(np.array(self._actions, dtype=np.int64)),  # a µs or two less than torch.tensor
+            rewards=torch.from_numpy(np.array(self._rewards, dtype=np.float32)),
             next_obs=torch.from_numpy(np.array(self._next_state)).unsqueeze(0),
             terminal=terminal,
             state=self._state0,
@@ -476,7 +501,7 @@ def collect_lockstep(collectors: list[SegmentCollector], net, frames: int, rngs)
             k = 0
             for i in open_:
                 c = collectors[i]
-                c.buf[n] = torch.from_numpy(c.obs)
+                c._buf[n] = c.obs
                 if c.carried_action is None:
                     a = c.algo.act(output_row(out, k), frames, rngs[i])
                     k += 1
