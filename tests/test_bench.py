@@ -195,3 +195,22 @@ def test_bench_rows_of_the_virtual_and_synchronous_schedules(tmp_path):
     assert rows[2]["lag_max"] == 0.0  # one learner: no lag
     bad = CliRunner().invoke(cli, ["bench", "--schedule", "lockstep", "--out", str(tmp_path / "x.json")])
     assert bad.exit_code == 2 and "--schedule: lockstep" in bad.output
+
+
+def test_reference_adds_an_autograd_row_beside_each_fast_row(tmp_path):
+    out = tmp_path / "bench.json"
+    res = CliRunner().invoke(cli, ["bench", "--algo", "one_step_q", "--env", "CartPole-v1", "--threads", "1",
+                                   "--seconds", "0.5", "--reference", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["algorithm"], r["gradient"]) for r in rows] == [("one_step_q", "fast"), ("one_step_q", "autograd")]
+    assert all(r["train_fps"] > 0 and r["learn_ms"] > 0 for r in rows)
+    assert "(autograd)" in res.output
+    # the gate compares a path with the same path only; rows written before the fast path were autograd's
+    fast, ref = rows
+    slow_fast = dict(fast, bound_share=fast["bound_share"] / 2)
+    assert compare({"rows": [slow_fast]}, {"rows": [fast]}, 0.2)  # the fast path's regression is caught
+    assert not compare({"rows": [slow_fast]}, {"rows": [ref]}, 0.2)  # not held against autograd's row
+    old = {k: v for k, v in ref.items() if k != "gradient"}
+    assert not compare({"rows": [slow_fast]}, {"rows": [old]}, 0.2)
+    assert compare({"rows": [dict(ref, bound_share=ref["bound_share"] / 2)]}, {"rows": [old]}, 0.2)

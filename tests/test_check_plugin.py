@@ -56,7 +56,7 @@ def test_harness_check_passes_for_the_plugin(plugin_env):
     res = harness(plugin_env, "check", "algorithm", "a3c_gae", "--frames", "600", "--perf-seconds", "0.3",
                   "--min-fps", "20")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "PASSED: 17 of 17 checks" in res.stdout
+    assert "PASSED: 18 of 18 checks" in res.stdout
     assert "async updates change θ" in res.stdout and "same seed, same episodes" in res.stdout
     assert "sync updates change θ" in res.stdout and "virtual schedule repeats exactly" in res.stdout
 

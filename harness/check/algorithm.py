@@ -253,6 +253,9 @@ class _AlgorithmCheck:
                   always=True)
         k = self.env_kind
         training = ("contract", f"network builds ({k})", f"actions valid ({k})", f"loss finite ({k})")
+        r.run("api", "fast gradient equals the loss's", self.fast_gradient, (f"loss finite ({k})",),
+              fix="loss_gradient(out, target, seg) must return loss's value and its gradient with respect to the "
+                  "network's outputs (docs/PLUGINS.md, 'The fast path: opting in')")
         r.run("api", "async updates change θ", self.async_updates, training)
         r.run("api", "sync updates change θ", self.sync_updates, training)
         r.run("seed", "network init follows the seed", self.init_seeded, (f"network builds ({k})",))
@@ -513,6 +516,47 @@ class _AlgorithmCheck:
                                GRADIENT_ADVICE, {"grad_norms": norms})
         return (f"|∇θ| = {norms[0]:.3g}; {reached} of {n_tensors} parameter tensors get a gradient",
                 {"grad_norms": norms, "tensors_with_gradient": reached})
+
+    def fast_gradient(self):
+        """An algorithm that opts into the fast path (``loss_gradient`` and a built-in network): the fast
+        gradient equals autograd's gradient of ``loss`` in float64 on random segments of the run's kind."""
+        import copy
+
+        from harness.engine.fast import fast_learner, supports
+        from harness.engine.shared import attach_flat_grad, flatten_into
+        from harness.engine.worker import compute_gradient
+
+        kind = self.env_kind
+        algo = self._algo(kind)
+        if not supports(algo):
+            return ("not opted in (no loss_gradient, or recurrent): trained through autograd of loss",
+                    {"fast_path": False})
+        net = self._build(algo, kind, self.seed)
+        flatten_into(net)
+        grad = attach_flat_grad(net)
+        target = self._target(algo, net, kind)
+        fnet, ftarget = fast_learner(algo, net, target)
+        if fnet is None:
+            return ("loss_gradient given, but the network is not a built-in QNetwork or ActorCriticNetwork: "
+                    "trained through autograd of loss", {"fast_path": False})
+        net64 = copy.deepcopy(net).double()
+        grad64 = attach_flat_grad(net64)
+        target64 = None if target is None else copy.deepcopy(target).double()
+        rng = np.random.default_rng(self.seed)
+        worst = 0.0
+        for n, terminal in ((5, False), (3, True), (1, False)):
+            seg = self._segment(algo, net, kind, n, terminal, rng)
+            compute_gradient(algo, fnet, ftarget, seg, grad, 0.0, "fast path")
+            compute_gradient(algo, net64, target64, seg, grad64, 0.0, "autograd")
+            norm = float(torch.linalg.vector_norm(grad64))
+            worst = max(worst, float(torch.linalg.vector_norm(grad.double() - grad64)) / max(norm, 1e-300))
+        values = {"fast_path": True, "relative_error": worst}
+        if not worst <= 1e-5:
+            raise CheckFailure(f"the fast path's gradient differs from autograd's gradient of loss: relative "
+                               f"error {worst:.2e} (at most 1e-5)",
+                               "loss_gradient must return loss's value and its gradient with respect to the network's "
+                               "outputs (docs/PLUGINS.md, 'The fast path: opting in'); or remove it", values)
+        return f"equals autograd of loss (float64) to {worst:.1e}", values
 
     def async_updates(self):
         theta0 = self._theta0()

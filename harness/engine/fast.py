@@ -133,7 +133,7 @@ class _MLP:
         self.l1, self.l2 = (_Linear(layer, grads) for layer in torso._layers)
 
     def forward(self, x):
-        x0 = x.astype(np.float32).reshape(x.shape[0], -1)
+        x0 = np.asarray(x, dtype=np.float32).reshape(x.shape[0], -1)  # no copy for float32 observations
         h1 = _relu(self.l1(x0))
         return _relu(self.l2(h1)), (x0, h1)
 

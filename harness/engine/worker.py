@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 from algorithms.base import Segment
+from harness.engine.fast import FastNetwork, fast_gradient
+from harness.engine.shared import clip_grad_norm_
 
 
 @dataclass
@@ -238,9 +240,6 @@ def compute_gradient(algo, net, target_net, seg: Segment, grad: torch.Tensor, cl
 
     When ``net`` is a fast network (:func:`build_learner`), the gradient is computed by the fast path
     (``engine.fast.fast_gradient``): the same loss, its gradient written by hand."""
-    from harness.engine.fast import FastNetwork, fast_gradient
-    from harness.engine.shared import clip_grad_norm_
-
     if isinstance(net, FastNetwork):
         loss_value = fast_gradient([(algo, seg), *(more or [])], net, target_net)
         if not math.isfinite(loss_value):
