@@ -302,6 +302,11 @@ def bench(algorithms, env, threads, seconds, out, baseline, tolerance, repeat, u
     click.echo(f"wrote {json_path} and {csv_path}")
     if baseline is not None:
         base = b.load_baseline(baseline)
+        if not b.compare_rows(result, base, tolerance):
+            click.echo(f"harness: error: no configuration measured here is in {baseline} (algorithm, env, threads, "
+                       "sharing, optimizer, schedule, gradient): nothing was gated; measure the baseline's "
+                       "configurations or write a new baseline", err=True)
+            raise SystemExit(1)
         problems = b.compare(result, base, tolerance)
         if markdown_path or junit_path or os.environ.get("GITHUB_STEP_SUMMARY"):
             from harness.ci_output import publish

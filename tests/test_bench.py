@@ -206,11 +206,20 @@ def test_reference_adds_an_autograd_row_beside_each_fast_row(tmp_path):
     assert [(r["algorithm"], r["gradient"]) for r in rows] == [("one_step_q", "fast"), ("one_step_q", "autograd")]
     assert all(r["train_fps"] > 0 and r["learn_ms"] > 0 for r in rows)
     assert "(autograd)" in res.output
-    # the gate compares a path with the same path only; rows written before the fast path were autograd's
+    # the gate compares a path with the same path only; a row without "gradient" (files written before
+    # the fast path) stands for the default path, as the gate always compared the default path
     fast, ref = rows
     slow_fast = dict(fast, bound_share=fast["bound_share"] / 2)
     assert compare({"rows": [slow_fast]}, {"rows": [fast]}, 0.2)  # the fast path's regression is caught
     assert not compare({"rows": [slow_fast]}, {"rows": [ref]}, 0.2)  # not held against autograd's row
-    old = {k: v for k, v in ref.items() if k != "gradient"}
-    assert not compare({"rows": [slow_fast]}, {"rows": [old]}, 0.2)
-    assert compare({"rows": [dict(ref, bound_share=ref["bound_share"] / 2)]}, {"rows": [old]}, 0.2)
+    old = {k: v for k, v in fast.items() if k != "gradient"}
+    assert compare({"rows": [slow_fast]}, {"rows": [old]}, 0.2)
+    assert not compare({"rows": [dict(ref, bound_share=ref["bound_share"] / 2)]}, {"rows": [old]}, 0.2)
+
+
+def test_a_baseline_with_nothing_to_compare_fails_the_gate(tmp_path):
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps({"rows": [{"algorithm": "a3c", "env": "Pong", "threads": 2, "train_over_bound": 0.9}]}))
+    res = CliRunner().invoke(cli, ["bench", "--algo", "one_step_q", "--env", "CartPole-v1", "--threads", "1",
+                                   "--seconds", "0.3", "--out", str(tmp_path / "cur.json"), "--compare", str(base)])
+    assert res.exit_code == 1 and "nothing was gated" in res.output
