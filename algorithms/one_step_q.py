@@ -57,7 +57,7 @@ class OneStepQ(EpsilonGreedyMixin, Algorithm):
 
     def loss_gradient(self, q, target, seg: Segment):
         """``loss`` and ∂loss/∂Q(s_i, ·; θ) for the fast path: −2 (y_i − Q(s_i, a_i; θ)) at a_i."""
-        q_next = target(seg.successors.numpy()).max(axis=1)  # max_a' Q(s_{i+1}, a'; θ⁻)
+        q_next = target(seg.numpy_successors()).max(axis=1)  # max_a' Q(s_{i+1}, a'; θ⁻)
         not_terminal = np.ones_like(q_next)
         if seg.terminal:
             not_terminal[-1] = 0.0

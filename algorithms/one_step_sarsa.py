@@ -59,7 +59,7 @@ class OneStepSarsa(EpsilonGreedyMixin, Algorithm):
         actions = seg.actions.numpy()
         next_action = seg.next_action if seg.next_action is not None else 0  # unused if terminal
         a_next = np.append(actions[1:], next_action)
-        q_next = target(seg.successors.numpy())[np.arange(len(actions)), a_next]  # Q(s_{i+1}, a_{i+1}; θ⁻)
+        q_next = target(seg.numpy_successors())[np.arange(len(actions)), a_next]  # Q(s_{i+1}, a_{i+1}; θ⁻)
         not_terminal = np.ones_like(q_next)
         if seg.terminal:
             not_terminal[-1] = 0.0
