@@ -133,7 +133,9 @@ class _MLP:
         self.l1, self.l2 = (_Linear(layer, grads) for layer in torso._layers)
 
     def forward(self, x):
-        x0 = np.asarray(x, dtype=np.float32).reshape(x.shape[0], -1)  # no copy for float32 observations
+        x0 = np.asarray(x, dtype=np.float32)  # no copy for float32 observations
+        if x0.ndim != 2:
+            x0 = x0.reshape(len(x0), -1)
         h1 = _relu(self.l1(x0))
         return _relu(self.l2(h1)), (x0, h1)
 
@@ -293,9 +295,9 @@ class FastNetwork:
         """The outputs for a numpy batch of observations (Q [B, A], or (logits [B, A], V [B])) and
         the activations the backward pass needs."""
         h, cache = self.torso.forward(x)
-        parts = [(cache, h)]
         if not self.actor_critic:
-            return self.heads[0](h), _Cache(parts)
+            return self.heads[0](h), _Cache([(cache, h)])
+        parts = [(cache, h)]
         hv = h
         if self.value_torso is not None:
             hv, vcache = self.value_torso.forward(x)
