@@ -157,6 +157,15 @@ def test_the_fast_path_applies_to_the_built_in_networks_only():
     class Wider(QNetwork):  # a plug-in's own network, even a subclass of a built-in one
         pass
 
+    class OwnLoss(type(load_algorithm("a3c")())):  # a plug-in that changes A3C's loss, not its gradient
+        def loss(self, net, target_net, seg):
+            return super().loss(net, target_net, seg)
+
+    a3c = OwnLoss()
+    net = a3c.build_network(box, 2)
+    attach_flat_grad(net)
+    assert fast_learner(a3c, net, None) == (None, None)
+
     q = load_algorithm("one_step_q")()
     net, target = Wider(box, 2), Wider(box, 2)
     attach_flat_grad(net)

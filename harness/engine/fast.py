@@ -383,11 +383,21 @@ class FastNetwork:
         self.value_torso.backward(vcache, hv, value.backward(hv, d_v[:, None]))
 
 
+def _defined_by(cls: type, name: str) -> type:
+    return next(c for c in cls.__mro__ if name in c.__dict__)
+
+
 def supports(algo) -> bool:
-    """Whether ``algo`` provides the gradient of its loss with respect to the network's outputs."""
+    """Whether ``algo`` provides the gradient of its own loss with respect to the network's outputs:
+    a ``loss_gradient`` defined where its ``loss`` is, or below. A subclass of a built-in method that
+    overrides ``loss`` (A3C with GAE, a broken loss in a test) and not ``loss_gradient`` inherits a
+    gradient of its parent's loss, so it is trained through autograd of its own."""
     from algorithms.base import Algorithm
 
-    return not algo.recurrent and type(algo).loss_gradient is not Algorithm.loss_gradient
+    if algo.recurrent:
+        return False
+    grad_cls = _defined_by(type(algo), "loss_gradient")
+    return grad_cls is not Algorithm and issubclass(grad_cls, _defined_by(type(algo), "loss"))
 
 
 def fast_learner(algo, net, target_net, enabled: bool = True):
