@@ -179,6 +179,18 @@ def test_cartpole_passes_the_env_check():
     assert report["different seeds"].values["differ"] is True
 
 
+def test_one_stage_of_the_env_check_builds_the_environment_it_checks():
+    """--only seed / --only performance: the api checks that build and reset the environment run
+    anyway (they are what the other stages check), so the chosen stage checks the environment."""
+    for stage, row in (("seed", "seeded reset reproducible"), ("performance", "frames/s")):
+        report = check_env("CartPole-v1", steps=300, perf_seconds=0.2, stages=(stage,))
+        assert report.passed, report
+        assert report[row].passed and report["builds"].passed
+        assert not any(r.stage not in ("api", stage) for r in report.rows)
+    report = check_env("HarnessCheck/LeakyReset-v0", env_modules=ENVS, steps=300, perf_seconds=0.1, stages=("seed",))
+    assert not report.passed  # the seed stage alone still catches what it exists for
+
+
 def test_third_party_env_by_env_module_passes():
     report = check_env("HarnessCheck/Corridor-v0", env_modules=ENVS, steps=300, perf_seconds=0.2)
     assert report.passed, report

@@ -194,13 +194,16 @@ class _EnvCheck:
                 pass
 
     def run(self, r: Runner) -> None:
-        r.run("api", "builds", self.builds,
+        # the api checks build the environment the network, seed and performance stages use: cheap
+        # prerequisites that run whenever one of those does (--only seed has an environment to check)
+        needed = bool({"network", "seed", "performance"} & set(r.stages))
+        r.run("api", "builds", self.builds, always=needed,
               fix=f"{self.spec.env_id} must build with gymnasium.make and a Discrete action space")
-        r.run("api", "observation space", self.space, ("builds",))
-        r.run("api", "reset", self.reset, ("observation space",),
+        r.run("api", "observation space", self.space, ("builds",), always=needed)
+        r.run("api", "reset", self.reset, ("observation space",), always=needed,
               fix=f"reset(seed=...) must return (observation, info) as gymnasium's API defines and accept any "
                   f"seed in [0, 2**32) (the engine derives one per worker, here {self.seed})")
-        r.run("api", "step contract", self.step_contract, ("reset",),
+        r.run("api", "step contract", self.step_contract, ("reset",), always=needed,
               fix="step(action) must return (observation, reward, terminated, truncated, info)")
         r.run("gymnasium", "gymnasium check_env", self.gymnasium_checker, fix=GYMNASIUM_FIX, advisory=True)
         for name in BUILTIN_ALGORITHMS:
