@@ -1,4 +1,5 @@
-"""The per-step fast path: the built-in networks' forward and backward passes in numpy.
+"""The per-step fast path: the built-in networks' forward and backward passes written by hand (numpy;
+torch's convolution kernels for the Mnih 2013 torso), without autograd.
 
 A worker runs its network at batch size 1 at every step and differentiates a loss of a handful of
 states at every segment. In eager PyTorch each such call pays several µs of dispatch and autograd
@@ -99,7 +100,6 @@ class _Conv:
     def __init__(self, layer, grads: bool):
         self.k, self.stride = layer.kernel_size[0], layer.stride[0]
         w, self.b, dw, self.db = _weights(layer, grads)
-        self.shape = w.shape
         self.w = w.reshape(w.shape[0], -1)  # a view: [out, C·k·k]
         self.wt = self.w.T
         self.dw = None if dw is None else dw.reshape(dw.shape[0], -1)
@@ -114,21 +114,11 @@ class _Conv:
         out += self.b
         return cols, out.reshape(*cols.shape[:3], -1)
 
-    def backward(self, cols: np.ndarray, dy: np.ndarray, in_shape=None) -> np.ndarray | None:
-        """dy: [B, H', W', out]. Writes dL/dW, dL/db; returns dL/dx [B, H, W, C] when ``in_shape`` is given."""
+    def backward(self, cols: np.ndarray, dy: np.ndarray) -> None:
+        """dy: [B, H', W', out]. Writes dL/dW and dL/db (the first layer: no gradient for its input)."""
         d2 = dy.reshape(-1, dy.shape[-1])
         np.matmul(d2.T, cols.reshape(d2.shape[0], -1), out=self.dw)
         np.sum(d2, axis=0, out=self.db)
-        if in_shape is None:
-            return None
-        k, s = self.k, self.stride
-        dcols = (d2 @ self.w).reshape(*dy.shape[:3], in_shape[3], k, k)
-        dx = np.zeros(in_shape, dtype=np.float32)
-        h, w = dy.shape[1], dy.shape[2]
-        for i in range(k):  # col2im: every kernel offset adds its strided slice
-            for j in range(k):
-                dx[:, i : i + s * (h - 1) + 1 : s, j : j + s * (w - 1) + 1 : s, :] += dcols[..., i, j]
-        return dx
 
 
 def _flatten_chw(h: np.ndarray) -> np.ndarray:
@@ -221,30 +211,6 @@ class _AtariTorch:
                                       False, [0, 0], 1, [False, True, True])
             self.dw[0].copy_(dw)
             self.db[0].copy_(db)
-
-
-class _Atari:
-    """Mnih et al. 2013: conv 16 8x8/4, conv 32 4x4/2, FC 256, all in numpy (im2col). Slower at 84x84
-    than :class:`_AtariTorch` on these CPUs; kept as the all-numpy reference of the same backward."""
-
-    def __init__(self, torso: nets.AtariTorso, grads: bool):
-        self.channels_last = torso.channels_last
-        c1, c2, fc = torso._layers
-        self.c1, self.c2, self.fc = _Conv(c1, grads), _Conv(c2, grads), _Linear(fc, grads)
-
-    def forward(self, x):
-        cols1, a1 = self.c1(_image(x, self.channels_last))
-        h1 = _relu(a1)
-        cols2, a2 = self.c2(h1)
-        h2 = _relu(a2)
-        flat = _flatten_chw(h2)
-        return _relu(self.fc(flat)), (cols1, h1, cols2, h2, flat)
-
-    def backward(self, cache, out, dout):
-        cols1, h1, cols2, h2, flat = cache
-        dflat = self.fc.backward(flat, dout * (out > 0))
-        dh1 = self.c2.backward(cols2, _unflatten_chw(dflat, h2) * (h2 > 0), in_shape=h1.shape)
-        self.c1.backward(cols1, dh1 * (h1 > 0))
 
 
 _TORSOS = {nets.MLPTorso: _MLP, nets.SmallImageTorso: _SmallImage, nets.AtariTorso: _AtariTorch}
