@@ -35,7 +35,7 @@ def _run_sync(rank: int, config: dict, shared: SharedState) -> None:
     params = shared.params
     actors = [Actor(w, cfg, shared.opt_stats, shared.optimizer) for w in range(cfg.threads)]
     # one learner: it acts on θ itself
-    net, _, grad, target_net = build_learner(actors[0], shared.target, params, fast=cfg.engine.gradient == "fast")
+    net, _, grad, target_net = build_learner(actors[0], shared.target, params)
     for actor in actors:
         actor.start(cfg.env_settings.clip_rewards)
     collectors, rngs = [a.collector for a in actors], [a.rng for a in actors]

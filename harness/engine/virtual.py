@@ -65,7 +65,7 @@ def _run_virtual(rank: int, config: dict, shared: SharedState) -> None:
     params = shared.params
     actors = [Actor(w, cfg, shared.opt_stats, shared.optimizer) for w in range(n_workers)]
     # one θ' serves every virtual worker: a segment is acted and its gradient taken within its sync event
-    net, local, grad, target_net = build_learner(actors[0], shared.target, fast=cfg.engine.gradient == "fast")
+    net, local, grad, target_net = build_learner(actors[0], shared.target)
     for actor in actors:
         actor.start(cfg.env_settings.clip_rewards)
 

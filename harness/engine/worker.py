@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from algorithms.base import Segment
-from harness.engine.fast import FastNetwork, fast_gradient
+from harness.engine.fast import FastNetwork, fast_gradient, fast_learner
 from harness.engine.shared import clip_grad_norm_
 
 
@@ -192,6 +192,7 @@ class Actor:
                                  cfg.engine.rmsprop_alpha, cfg.engine.rmsprop_eps, cfg.engine.momentum)
         self.t_max = int(cfg.hyperparameters.get("t_max", 5))
         self.env_seed = env_seed
+        self.fast = cfg.engine.gradient == "fast"  # the engine's gradient path (build_learner)
         self.collector: SegmentCollector | None = None
 
     def start(self, clip_rewards: bool) -> None:
@@ -200,17 +201,16 @@ class Actor:
         self.collector = SegmentCollector(self.env, self.algo, self.t_max, clip_rewards, seed=self.env_seed, rng=self.rng)
 
 
-def build_learner(actor: Actor, target: torch.Tensor | None, params: torch.Tensor | None = None, fast: bool = True):
+def build_learner(actor: Actor, target: torch.Tensor | None, params: torch.Tensor | None = None):
     """The network of an actor-learner process, built after seeding torch from ``actor``'s seed:
     ``(net, θ', flat gradient, target network)``. Its parameters are views into a local copy θ' (synced
     from θ before each segment), or into ``params`` itself when given (one learner acting on θ); the
     target network, for methods that have one, reads the shared θ⁻ (``target``) in place.
 
-    With ``fast`` (the engine's ``gradient = "fast"``), a built-in network of an algorithm that gives
+    With the engine's ``gradient = "fast"`` (``actor.fast``), a built-in network of an algorithm that gives
     its ``loss_gradient`` is returned as its numpy twin, and so is its target network
     (``engine.fast.FastNetwork``: called like the module, on the same buffers); :func:`compute_gradient`
     then takes the fast path."""
-    from harness.engine.fast import fast_learner
     from harness.engine.shared import attach_flat_grad, flatten_into
 
     torch.manual_seed(actor.seed)
@@ -223,7 +223,7 @@ def build_learner(actor: Actor, target: torch.Tensor | None, params: torch.Tenso
         target_net = algo.build_network(env.observation_space, env.n_actions)
         flatten_into(target_net, target)
         target_net.requires_grad_(False)
-    fnet, ftarget = fast_learner(algo, net, target_net, fast)
+    fnet, ftarget = fast_learner(algo, net, target_net, actor.fast)
     if fnet is not None:
         return fnet, local, grad, ftarget
     return net, local, grad, target_net
@@ -240,24 +240,22 @@ def compute_gradient(algo, net, target_net, seg: Segment, grad: torch.Tensor, cl
 
     When ``net`` is a fast network (:func:`build_learner`), the gradient is computed by the fast path
     (``engine.fast.fast_gradient``): the same loss, its gradient written by hand."""
-    if isinstance(net, FastNetwork):
+    loss = None
+    if isinstance(net, FastNetwork):  # writes the gradient as it computes the loss's value
         loss_value = fast_gradient([(algo, seg), *(more or [])], net, target_net)
-        if not math.isfinite(loss_value):
-            raise Diverged(f"{where}: non-finite loss {loss_value}")
-        if not math.isfinite(clip_grad_norm_(grad, clip_norm)):
-            raise Diverged(f"{where}: non-finite gradient norm")
-        return
-    if more:
-        pairs = [(algo, seg), *more]
-        served = net if algo.recurrent else ServedForward(net, [s for _, s in pairs])
-        loss = sum(a.loss(served, target_net, s)[0] for a, s in pairs) / len(pairs)
     else:
-        loss, _ = algo.loss(net, target_net, seg)
-    loss_value = float(loss.detach())
+        if more:
+            pairs = [(algo, seg), *more]
+            served = net if algo.recurrent else ServedForward(net, [s for _, s in pairs])
+            loss = sum(a.loss(served, target_net, s)[0] for a, s in pairs) / len(pairs)
+        else:
+            loss, _ = algo.loss(net, target_net, seg)
+        loss_value = float(loss.detach())
     if not math.isfinite(loss_value):
         raise Diverged(f"{where}: non-finite loss {loss_value}")
-    grad.zero_()
-    loss.backward()
+    if loss is not None:
+        grad.zero_()
+        loss.backward()
     if not math.isfinite(clip_grad_norm_(grad, clip_norm)):
         raise Diverged(f"{where}: non-finite gradient norm")
 
@@ -273,7 +271,7 @@ def _run(rank: int, config: dict, shared: SharedState) -> None:
         params, opt_stats = params.clone(), opt_stats.clone()
     actor = Actor(rank, cfg, opt_stats, shared.optimizer)
     algo, env, rng, opt = actor.algo, actor.env, actor.rng, actor.opt
-    net, local, grad, target_net = build_learner(actor, shared.target, fast=cfg.engine.gradient == "fast")  # θ', dθ, θ⁻
+    net, local, grad, target_net = build_learner(actor, shared.target)  # θ', dθ, θ⁻
     actor.start(cfg.env_settings.clip_rewards)
 
     t_max = actor.t_max
