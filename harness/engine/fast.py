@@ -255,7 +255,7 @@ class FastNetwork:
         else:
             self.value_torso = None
             self.heads = (_Linear(module.q, grads),)
-        self._rows: dict[int, _Cache] = {}
+        self._rows: dict[int, tuple[np.ndarray, _Cache]] = {}  # segment row -> (the state, its activations)
         self._row: int | None = None
 
     @classmethod
