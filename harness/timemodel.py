@@ -77,7 +77,8 @@ def from_bench(path: str | Path, algorithm: str, frames_per_step: int, run_seed:
         raise TimeModelError(f"time model {path}: cannot read a harness bench record ({exc}): "
                              "name a JSON file written by harness bench --out") from None
     rows = [r for r in data.get("rows", []) if isinstance(r, dict) and r.get("algorithm") == algorithm
-            and r.get("threads") == 1 and r.get("sharing", "hogwild") == "hogwild"]
+            and r.get("threads") == 1 and r.get("sharing", "hogwild") == "hogwild"
+            and r.get("gradient", "fast") == "fast"]  # the engine's default path, not bench --reference's rows
     if not rows or not rows[0].get("act_fps"):
         raise TimeModelError(f"time model {path}: no 1-thread row for {algorithm}: run harness bench --algo "
                              f"{algorithm} --threads 1 --out FILE and name that file")

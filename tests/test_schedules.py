@@ -93,6 +93,24 @@ def test_time_model_errors_are_one_line():
         make_run_config(algorithm="a3c", env="CartPole-v1", schedule="lockstep")
 
 
+
+def test_a_time_model_from_a_bench_record_takes_the_fast_path_row(tmp_path):
+    """``--time-model bench.json`` describes the engine's default path: a record written with ``bench
+    --reference`` also holds autograd rows, which must not be taken instead. By hand from
+    docs/bench/fast-path-minatar.json's fast A3C row: step 1000 x 1 frame / 15871.4 act frames/s = 0.0630 ms;
+    update 0.016 sync + 0.5 learn + 0.13 shared update = 0.646 ms (the autograd row gives 0.116 and 1.242)."""
+    from pathlib import Path
+
+    from harness.timemodel import from_bench
+
+    data = json.loads((Path(__file__).resolve().parents[1] / "docs" / "bench" / "fast-path-minatar.json").read_text())
+    data["rows"].reverse()  # the autograd rows first
+    record = tmp_path / "fast-path-minatar.json"
+    record.write_text(json.dumps(data))
+    model = from_bench(record, "a3c", frames_per_step=1, run_seed=5)
+    assert model["step_ms"] == pytest.approx(0.0630, abs=1e-4) and model["update_ms"] == pytest.approx(0.646)
+    assert model["seed"] == 5 and "fast-path-minatar.json" in model["source"]
+
 def test_the_synchronous_gradient_is_the_mean_of_the_segments_gradients_at_one_theta():
     """Three segments taken at one θ: the combined update's gradient is the mean of the three
     gradients each segment gives alone (no clipping), computed by hand as such."""
