@@ -8,7 +8,8 @@ line::
     suites/x.yaml: threads[2]: must be an integer >= 1, got 0; allowed: a list of integers >= 1, e.g. [1, 2, 4, 8, 16]
 
 Axes (their product is the set of runs): ``algorithms`` x ``games`` x ``threads`` x
-``learning_rates`` x ``seeds`` (x ``optimizers`` and x ``schedules`` when given). ``learning_rates`` is a list or
+``learning_rates`` x ``seeds`` (x ``optimizers`` and x ``schedules`` when given), less the combinations that
+``exclude`` names (as a GitHub Actions matrix's ``exclude``). ``learning_rates`` is a list or
 ``{loguniform: [low, high], count: N, seed: S}``; the sample is reproducible (numpy
 ``default_rng(S)``, values rounded to 4 significant digits, redrawn on a collision or when rounding
 leaves the bounds) and written to ``results/<name>/suite.json`` with everything else resolved.
@@ -189,6 +190,7 @@ class SuiteModel(_Strict):
     optimizers: Axis(Annotated[str, AfterValidator(_optimizer)]) | None = None
     schedules: Axis(Annotated[str, AfterValidator(_schedule)]) | None = None
     time_model: Union[dict[str, Any], str, None] = None
+    exclude: list[dict[str, Any]] = []
     hyperparameters: dict[str, Any] = {}
     algorithm_hyperparameters: dict[str, dict[str, Any]] = {}
     env_settings: dict[str, Any] = {}
@@ -214,6 +216,8 @@ ALLOWED = {
     "schedules": "a list of hogwild, virtual, sync (README 'Schedules')",
     "time_model": "for virtual runs: a mapping of step_ms, update_ms, jitter, start_ms, seed, source, or the path of a "
                   "harness bench record (JSON)",
+    "exclude": "a list of mappings axis -> value or list of values (algorithms, games, threads, learning_rates, seeds, "
+               "optimizers, schedules); a run matching every key of one mapping is not planned",
     "hyperparameters": "a mapping hyperparameter -> value, applied to every algorithm that has it",
     "algorithm_hyperparameters": "a mapping algorithm -> {hyperparameter: value}",
     "env_settings": "a mapping of environment protocol settings",
@@ -354,6 +358,7 @@ class Suite:
     optimizers: list[str] | None = None
     schedules: list[str] | None = None
     time_model: dict[str, Any] | str | None = None
+    exclude: list[dict[str, list]] = field(default_factory=list)  # each: axis -> values; a run matching all is dropped
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     algorithm_hyperparameters: dict[str, dict[str, Any]] = field(default_factory=dict)
     env_settings: dict[str, Any] = field(default_factory=dict)
@@ -378,7 +383,16 @@ class Suite:
 
     @property
     def n_runs(self) -> int:
-        return math.prod(len(v) for v in self.axes.values())
+        return len(self.runs()) if self.exclude else math.prod(len(v) for v in self.axes.values())
+
+    def points(self) -> list[dict[str, Any]]:
+        """The grid's points (axis -> value) that ``exclude`` leaves, in the product's order."""
+        points = (dict(zip(self.axes, p)) for p in itertools.product(*self.axes.values()))
+        return [p for p in points if not self.excluded(p)]
+
+    def excluded(self, point: dict[str, Any]) -> bool:
+        """Whether a grid point (axis -> value) matches every key of one ``exclude`` entry."""
+        return any(all(point.get(axis) in values for axis, values in entry.items()) for entry in self.exclude)
 
     def runs(self) -> list[PlannedRun]:
         """Every run of the grid, in a fixed order (algorithm, game, threads, lr, seed, optimizer)."""
@@ -400,6 +414,8 @@ class Suite:
             d["schedules"] = list(self.schedules)
         if self.time_model is not None:
             d["time_model"] = self.time_model
+        if self.exclude:
+            d["exclude"] = [dict(e) for e in self.exclude]
         d.update(hyperparameters=self.hyperparameters, algorithm_hyperparameters=self.algorithm_hyperparameters,
                  env_settings=self.env_settings, engine=self.engine, eval=self.eval,
                  reference_scores=self.reference_scores, env_modules=list(self.env_modules))
@@ -481,6 +497,10 @@ def _expand(suite: Suite) -> list[PlannedRun]:
         for threads in suite.threads:
             for lr in suite.learning_rates:
                 for seed in suite.seeds:
+                    if suite.exclude and suite.excluded({"algorithms": algo, "games": game, "threads": threads,
+                                                          "learning_rates": lr, "seeds": seed, "optimizers": opt,
+                                                          "schedules": schedule}):
+                        continue
                     rid = run_id(algo, game_name, threads, labels[lr], seed, opt, schedule)
                     run_seed = derive_run_seed(suite.name, rid)
                     model = base.time_model
@@ -599,6 +619,7 @@ def validate(data: Any, file: str | Path = "<suite>") -> Suite:
         reference_scores=_reference_scores(m, specs, file), env_modules=list(m.env_modules),
         learning_rate_sampling=sampling, source=file,
     )
+    suite.exclude = _exclude(m, suite, file)
     _check_run_configs(suite, file)
     return suite
 
@@ -701,6 +722,45 @@ def _hyperparameters(m: SuiteModel, algo_classes: dict[str, type], file: str) ->
                                  ", ".join(sorted(defaults[a])))
             per_algo[a][k] = _check_value(file, f"algorithm_hyperparameters.{a}.{k}", v, defaults[a][k])
     return hyper, per_algo
+
+
+EXCLUDE_AXES = ("algorithms", "games", "threads", "learning_rates", "seeds", "optimizers", "schedules")
+
+
+def _exclude(m: SuiteModel, suite: Suite, file: str) -> list[dict[str, list]]:
+    """``exclude`` entries as axis -> list of values, each value one of its axis's (a value the grid does
+    not have would exclude nothing: a typo); an entry that matches no run, or entries that leave no run, are
+    errors too."""
+    axes = suite.axes
+    out = []
+    for i, entry in enumerate(m.exclude):
+        if not isinstance(entry, dict) or not entry:
+            raise SuiteError(file, f"exclude[{i}]", f"must be a non-empty mapping of axes to values, got {entry!r}",
+                             ALLOWED["exclude"])
+        clean: dict[str, list] = {}
+        for axis, raw in entry.items():
+            if axis not in EXCLUDE_AXES:
+                raise SuiteError(file, f"exclude[{i}].{axis}", f"unknown axis {axis!r}{_did_you_mean(axis, EXCLUDE_AXES)}",
+                                 ", ".join(EXCLUDE_AXES))
+            if axis not in axes:
+                raise SuiteError(file, f"exclude[{i}].{axis}", f"the suite has no {axis} axis to exclude from")
+            values = raw if isinstance(raw, list) else [raw]
+            have = axes[axis]
+            picked = []
+            for v in values:
+                try:
+                    key = (_real(v) if axis == "learning_rates" else _whole(v) if axis in ("threads", "seeds") else v)
+                except ValueError:
+                    key = v
+                if key not in have:
+                    raise SuiteError(file, f"exclude[{i}].{axis}", f"{v!r} is not a value of the suite's {axis}",
+                                     ", ".join(str(x) for x in have))
+                picked.append(key)
+            clean[axis] = picked
+        out.append(clean)
+    if out and not dataclasses.replace(suite, exclude=out, _runs=None).points():
+        raise SuiteError(file, "exclude", "excludes every run of the grid")
+    return out
 
 
 def _reference_scores(m: SuiteModel, specs: list, file: str) -> dict[str, float]:

@@ -244,6 +244,59 @@ def test_suite_json_round_trip(tmp_path):
     assert back.source == str(src)
 
 
+
+def test_exclude_drops_the_named_combinations(tmp_path):
+    """A study's design is rarely a full product: the synchronous schedule for A3C only, real Hogwild at the
+    thread counts the machine's cores hold. ``exclude`` (as a GitHub Actions matrix's) names what to leave out."""
+    from harness.suite import write_suite_files
+
+    text = _with(games=["CartPole-v1"], threads=[1, 2, 4], schedules=["hogwild", "virtual", "sync"],
+                 exclude=[{"schedules": "sync", "algorithms": ["one_step_q"]},
+                          {"schedules": "hogwild", "threads": [4]}, {"learning_rates": 7.0e-4, "seeds": 1}])
+    s = validate(parse_yaml(text))
+    full = validate(parse_yaml(_with(games=["CartPole-v1"], threads=[1, 2, 4], schedules=["hogwild", "virtual", "sync"])))
+    kept = {r.run_id for r in s.runs()}
+
+    def dropped(c):
+        return ((c.schedule == "sync" and c.algorithm == "one_step_q") or (c.schedule == "hogwild" and c.threads == 4)
+                or (c.lr == 7.0e-4 and c.seed == 1))
+    # by hand: 2 algorithms x 3 threads x 2 lrs x 2 seeds x 3 schedules = 72; sync one_step_q 12, hogwild t4 8,
+    # lr 7e-4 seed 1 18, minus the overlaps (sync one_step_q at 7e-4 s1: 3; hogwild t4 at 7e-4 s1: 2) = 33 dropped
+    assert len(full.runs()) == 72 and s.n_runs == len(kept) == 72 - 33
+    assert kept == {r.run_id for r in full.runs() if not dropped(r.config)}
+    # the ids of the runs kept are the full grid's (a study can add or drop an exclusion and resume)
+    assert "a3c-CartPole-v1-t01-lr1e-03-s0-sync" in kept and "one_step_q-CartPole-v1-t04-lr1e-03-s0-virtual" in kept
+    # suite.json keeps the exclusions and reads back to the same plan
+    f = tmp_path / "s.yaml"
+    f.write_text(text)
+    write_suite_files(load_suite(f), tmp_path / "out")
+    data = json.loads((tmp_path / "out" / "suite.json").read_text())
+    assert data["exclude"][1] == {"schedules": ["hogwild"], "threads": [4]} and data["_meta"]["total_runs"] == 39
+    assert [r.run_id for r in load_suite(tmp_path / "out").runs()] == [r.run_id for r in s.runs()]
+
+
+@pytest.mark.parametrize("exclude, where, says", [
+    ([{"threads": [3]}], "exclude[0].threads", "3 is not a value of the suite's threads"),
+    ([{"schedule": "sync"}], "exclude[0].schedule", "unknown axis 'schedule'; did you mean schedules"),
+    ([{"schedules": "sync"}], "exclude[0].schedules", "no schedules axis"),
+    ([{}], "exclude[0]", "non-empty mapping"),
+    ([{"algorithms": ["a3c", "one_step_q"]}], "exclude", "excludes every run"),
+])
+def test_exclude_mistakes_are_one_line(exclude, where, says):
+    with pytest.raises(SuiteError) as e:
+        validate(parse_yaml(_with(exclude=exclude)), "s.yaml")
+    assert str(e.value).startswith(f"s.yaml: {where}: ") and says in str(e.value), str(e.value)
+
+
+def test_dry_run_counts_the_excluded_grid(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(_with(games=["CartPole-v1"], exclude=[{"algorithms": "one_step_q", "threads": 2}]))
+    res = CliRunner().invoke(cli, ["sweep", str(f), "--dry-run", "--results-dir", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert re.search(r"algorithms\s+2\s+4-8\s", res.output), res.output  # a3c 8 runs, one_step_q 4
+    assert "12 of the 16 combinations are planned" in res.output and re.search(r"total runs\s+12\b", res.output)
+
+
 # ------------------------------------------------------------------------------------------------
 def test_shipped_suites():
     a5, a7 = load_suite(SUITES / "atari5.yaml"), load_suite(SUITES / "atari7.yaml")

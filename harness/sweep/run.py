@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,13 +56,17 @@ def print_plan(suite: Suite, recs: list[plan.RunRecord], results_dir: Path, cons
     t.add_column("n", justify="right")
     t.add_column("runs each", justify="right")
     t.add_column("values")
+    points = suite.points()
     for axis, values in suite.axes.items():
         label = axis
+        counts = {sum(1 for p in points if p[axis] == v) for v in values}
+        each = f"{min(counts):,}" if len(counts) == 1 else f"{min(counts):,}-{max(counts):,}"
+
         shown = _values(values)
         if axis == "learning_rates" and suite.learning_rate_sampling:
             s = suite.learning_rate_sampling
             shown = f"log-uniform in [{s['loguniform'][0]:g}, {s['loguniform'][1]:g}], seed {s['seed']}: {shown}"
-        t.add_row(label, str(len(values)), f"{suite.n_runs // max(1, len(values)):,}", shown)
+        t.add_row(label, str(len(values)), each, shown)
     console.print(t)
     n = len(recs)
     total_frames = sum(r.frames for r in recs)
@@ -71,6 +76,10 @@ def print_plan(suite: Suite, recs: list[plan.RunRecord], results_dir: Path, cons
     if est.sources.get("default"):
         d = ", ".join(f"{k} {v:g}" for k, v in plan.DEFAULT_FPS_PER_THREAD.items())
         how = (how + "; " if how else "") + f"default frames/s per thread ({d}) for {est.sources['default']} run(s)"
+    if suite.exclude:
+        console.print(f"exclude         {len(points):,} of the {math.prod(len(v) for v in suite.axes.values()):,} "
+                      "combinations are planned: " + "; ".join(", ".join(f"{a} {_values(v)}" for a, v in e.items())
+                                                        + " left out" for e in suite.exclude), soft_wrap=True, highlight=False)
     lines = [
         f"total runs      {n:,}  (each run: {suite.frames:,} frames)",
         f"total frames    {total_frames:,}",
@@ -85,7 +94,7 @@ def print_plan(suite: Suite, recs: list[plan.RunRecord], results_dir: Path, cons
     lines.append(f"already on disk {on_disk or 'nothing'}; a sweep now would run {todo:,}")
     for line in lines:
         console.print(line, soft_wrap=True, highlight=False)
-    big = [t for t in suite.threads if t > cores] if "hogwild" in (suite.schedules or ["hogwild"]) else []
+    big = sorted({p["threads"] for p in points if p.get("schedules", "hogwild") == "hogwild" and p["threads"] > cores})
     if big:
         console.print(f"warning: threads {big} exceed this machine's {cores} cores: such Hogwild runs run alone, "
                       "oversubscribed (virtual runs model one core per thread on one core)",
