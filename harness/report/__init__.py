@@ -8,7 +8,8 @@ Public API::
 
 and the click command ``harness.report.cli.report`` (``cli.add_command(report)``).
 
-Modules: ``load`` (run folders), ``scores`` (the score definition, normalisation, reference data),
+Run folders are read through :mod:`harness.results` (the public pandas reader), so a notebook and
+the report apply the same rules. Modules: ``load`` (run folders), ``scores`` (the score definition, normalisation, reference data),
 ``curves`` (top-k learning rates, Figs. 3/4), ``speedup`` (Table 2), ``robustness`` (Figs. 2, S5),
 ``aggregates`` (rliable statistics), ``throughput``, ``html``, ``tables``, ``build``, ``cli``.
 The statistics themselves are plain array functions in ``harness.stats``.

@@ -17,9 +17,10 @@ from harness.report import aggregates as agg_mod
 from harness.report import html as H
 from harness.report.cache import BootstrapCache
 from harness.report.curves import build_lines, main_optimizers, plot_curves, select_learning_rates
-from harness.report.load import REPORT_MARKER, ReportError, load_runs
+from harness import results
+from harness.report.load import REPORT_MARKER, ReportError
 from harness.report.robustness import optimizer_varies, plot_optimizers, plot_robustness, robustness_table
-from harness.report.scores import BASELINES, CURVE_SOURCES, SCORE_DEFINITION_HTML, paper_score_table, run_table
+from harness.report.scores import BASELINES, CURVE_SOURCES, SCORE_DEFINITION_HTML, paper_score_table
 from harness.report.speedup import DEFAULT_REFERENCE_RULE, plot_speedup, resolve_references, speedup_table
 from harness.report.render import Renderer
 from harness.report.style import EPOCH_FRAMES, ThreadColours, set_theme
@@ -119,14 +120,14 @@ def build_report(
         timings[name] = timings.get(name, 0.0) + now - clock[0]
         clock[0] = now
 
-    runset = load_runs(dirs, skip=[out], workers=workers)
+    res = results.load(dirs, baseline=baseline, workers=workers, skip=[out])  # the one reader (harness.results)
+    runset = res.runset
     where = ", ".join(str(d) for d in dirs)
     if not runset.runs:
         extra = f" ({len(runset.problems)} unusable folder(s), e.g. {runset.problems[0]})" if runset.problems else ""
         raise ReportError(f"nothing to report: no run folder (with config.json) under {where}{extra}")
+    table, norms = res.runs.drop(columns=res.hyperparameter_columns), res.normalisers
     lap("load")
-    table, norms = run_table(runset.runs, baseline)
-    lap("scores")
     states = dict(Counter(table["state"]))
     usable = table[(table["state"] != "failed") & ((table["n_episodes"] > 0) | (table["n_evals"] > 0))]
     if usable.empty:
