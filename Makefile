@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= test,ray,minatar
+EXTRAS ?= test,ray,minatar,tensorboard
 
 .PHONY: install demo test test-learning gate bench clean
 

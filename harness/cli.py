@@ -225,6 +225,38 @@ cli.add_command(report)
 cli.add_command(gate)
 
 
+@cli.group("export")
+def export() -> None:
+    """Write results in other tools' formats (README "Use the results")."""
+
+
+@export.command("tensorboard")
+@click.argument("results_dirs", metavar="RESULTS_DIR...", nargs=-1, required=True,
+                type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="TensorBoard log directory (tensorboard --logdir OUT); one run per run folder.")
+@click.option("--baseline", type=click.Choice(["no-op", "human-start"]), default="no-op", show_default=True,
+              help="Human/random table for the human-normalised Atari scores of the HParams metrics.")
+def export_tensorboard_command(results_dirs, out, baseline):
+    """Write each run folder under RESULTS_DIR... as a TensorBoard run: training returns, evaluations,
+    learning rate, frames/s, policy lag and the HParams dashboard. Run it again to add what is new."""
+    from harness.export import ExportError, export_tensorboard
+
+    for d in results_dirs:
+        if not d.is_dir():
+            raise HarnessError(f"results directory {d} does not exist")
+    try:
+        counts = export_tensorboard(results_dirs, out, baseline=baseline)
+    except ExportError as exc:
+        raise HarnessError(str(exc)) from None
+    except OSError as exc:
+        raise HarnessError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    click.echo(f"{counts['runs']} run(s) written to {out} ({counts['episodes']:,} new episodes, {counts['evals']:,} "
+               f"new evaluations, {counts['finished']} newly finished), {counts['unchanged']} unchanged"
+               + (f"; {counts['problems']} problem(s) with the inputs (harness report lists them)" if counts["problems"] else "")
+               + f"\nview: tensorboard --logdir {out}")
+
+
 def _csv_list(kind):
     def convert(ctx, param, value):
         try:
