@@ -136,7 +136,6 @@ def _scalars(ea, tag):
 
 
 def test_export_tensorboard_reads_back(tree, tmp_path):
-    pytest.importorskip("tensorboard", reason="the tensorboard extra (make installs it)")
     from tensorboard.plugins.hparams import api_pb2, metadata
     from click.testing import CliRunner
 
@@ -177,7 +176,6 @@ def test_export_tensorboard_reads_back(tree, tmp_path):
 
 
 def test_export_tensorboard_is_incremental(tree, tmp_path):
-    pytest.importorskip("tensorboard", reason="the tensorboard extra (make installs it)")
     from harness.export import export_tensorboard
 
     out = tmp_path / "tb"
