@@ -316,6 +316,20 @@ def test_shipped_suites():
         m = load_suite(SUITES / f"{name}.yaml")  # module:function registration of MinAtar's games
         assert m.threads == threads and set(m.algorithms) == {"one_step_q", "one_step_sarsa", "n_step_q", "a3c"}
         assert all(r.config.env_spec.game.startswith("MinAtar/") for r in m.runs()) and "frame" in m.description
+    # the 1-16 thread study: the four methods on virtual workers at 1-16 threads, A2C (A3C on the sync
+    # schedule), real Hogwild where a 2-core machine holds it; >= 6 learning rates, >= 3 seeds, 2 games
+    study = load_suite(SUITES / "minatar-scaling.yaml")
+    cells = {(r.config.algorithm, r.config.schedule, r.config.threads) for r in study.runs()}
+    methods = {"one_step_q", "one_step_sarsa", "n_step_q", "a3c"}
+    assert cells == ({(a, "virtual", t) for a in methods for t in (1, 2, 4, 8, 16)}
+                     | {("a3c", "sync", t) for t in (1, 2, 4, 8, 16)} | {(a, "hogwild", t) for a in methods for t in (1, 2)})
+    assert len(study.learning_rates) >= 6 and len(study.seeds) >= 3 and len(study.games) >= 2
+    assert "MinAtar/Breakout-v1" in study.games and "frame" in study.description
+    assert study.n_runs == 2 * 6 * 3 * (4 * 5 + 5 + 4 * 2)
+    laptop = load_suite(SUITES / "minatar-scaling-laptop.yaml")
+    assert {(r.config.algorithm, r.config.schedule) for r in laptop.runs()} == {
+        ("one_step_q", "virtual"), ("a3c", "virtual"), ("a3c", "sync")}
+    assert set(laptop.learning_rates) < set(study.learning_rates) and laptop.n_runs == 54
     memory = load_suite(SUITES / "memory.yaml")  # the recurrent agent beside the feed-forward one
     assert memory.algorithms == ["a3c", "a3c_lstm"] and memory.games == ["CartPoleNoVelocity-v1"]
     assert len(memory.seeds) >= 3 and "frame" in memory.description
