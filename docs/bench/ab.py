@@ -37,6 +37,15 @@ def bench(tree: Path, args, extra: list[str], out: Path) -> list[dict]:
     return json.loads(out.read_text())["rows"]
 
 
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--before", type=Path, required=True, help="source tree of the baseline (git archive)")
@@ -60,13 +69,8 @@ def main() -> None:
                                  "bound_share": r["bound_fps"] / r["env_fps"],
                                  "train_share": r["train_fps_per_worker"] / r["env_fps"]})
                 print(f"round {rnd + 1}/{args.rounds}: {name} done", file=sys.stderr, flush=True)
-    if args.out:
-        import csv
-
-        with open(args.out, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+                if args.out:  # after every bench: a run stopped by a time limit keeps what it measured
+                    _write_csv(args.out, rows)
     print(f"{args.env}, 1 worker, {args.rounds} interleaved rounds: median after/before ratio (per-round ratios)")
     for algo in dict.fromkeys(r["algorithm"] for r in rows):
         print(f"  {algo}")
