@@ -93,15 +93,15 @@ def plot_robustness(table: pd.DataFrame, robust: pd.DataFrame, colours: ThreadCo
             n_prov = int((~d["finished"]).sum())
             counts = f"{len(d)} runs" + (f", {len(div)} diverged" if len(div) else "") + (
                 f", {n_prov} running" if n_prov else "")
-            ax.set_title(f"{title} ({counts})", fontsize=9.5, pad=13)
+            ax.set_title(title, fontsize=9.5, pad=13)  # the counts go on the line below: long titles of
+            sub = counts                                 # side-by-side panels ran into each other
             if np.isfinite(good):
                 ax.axhline(good, color="0.4", ls="--", lw=1)
                 ok = rb[np.isfinite(rb["share_lrs_all_good"])]
                 if len(ok):
-                    shares = (f"all-good LRs ({'/'.join(str(int(t)) for t in ok['threads'])} thr.): "
-                              + "/".join(f"{100 * s:.0f}" for s in ok["share_lrs_all_good"]) + "%")
-                    ax.text(0.5, 1.01, shares, transform=ax.transAxes, ha="center", va="bottom", fontsize=8,
-                            color="0.25")
+                    sub += (f"; all-good LRs ({'/'.join(str(int(t)) for t in ok['threads'])} thr.): "
+                            + "/".join(f"{100 * s:.0f}" for s in ok["share_lrs_all_good"]) + "%")
+            ax.text(0.5, 1.01, sub, transform=ax.transAxes, ha="center", va="bottom", fontsize=8, color="0.25")
             ax.set_xscale("log")
             lr_axis(ax.xaxis, data["lr"])
             ax.set_xlabel("learning rate (log scale)" if is_bottom(pos, r, c) else "")
