@@ -214,7 +214,7 @@ def make_run_config(
     if schedule not in SCHEDULES:
         raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
     seed_of_run = int(seed) if run_seed is None else int(run_seed)
-    model = _time_model(schedule, time_model, algorithm, spec, seed_of_run, threads)
+    model = _time_model(schedule, time_model, algorithm, spec, seed_of_run, threads, engine_s.gradient)
     return RunConfig(
         algorithm=algorithm,
         env=env,
@@ -238,7 +238,7 @@ def make_run_config(
 
 
 def _time_model(schedule: str, model, algorithm: str, spec: EnvSpec, run_seed: int,
-                threads: int) -> dict[str, Any] | None:
+                threads: int, gradient: str = "fast") -> dict[str, Any] | None:
     """The virtual schedule's time model: given (a dict, as config.json holds it), from a ``harness
     bench`` record (a path), or the defaults for the kind of task and method."""
     from harness import timemodel
@@ -252,7 +252,7 @@ def _time_model(schedule: str, model, algorithm: str, spec: EnvSpec, run_seed: i
         if isinstance(model, dict):
             return timemodel.validate(model, threads)
         if model is not None:
-            return timemodel.from_bench(model, algorithm, spec.frames_per_step, run_seed)
+            return timemodel.from_bench(model, algorithm, spec.frames_per_step, run_seed, gradient)
         return timemodel.default(timemodel.task_kind(spec.is_atari, _observation_shape(spec)), algorithm, run_seed)
     except timemodel.TimeModelError as exc:
         raise ConfigError(str(exc)) from None

@@ -729,8 +729,7 @@ EXCLUDE_AXES = ("algorithms", "games", "threads", "learning_rates", "seeds", "op
 
 def _exclude(m: SuiteModel, suite: Suite, file: str) -> list[dict[str, list]]:
     """``exclude`` entries as axis -> list of values, each value one of its axis's (a value the grid does
-    not have would exclude nothing: a typo); an entry that matches no run, or entries that leave no run, are
-    errors too."""
+    not have would exclude nothing: a typo); entries that leave no run at all are an error too."""
     axes = suite.axes
     out = []
     for i, entry in enumerate(m.exclude):

@@ -69,8 +69,10 @@ def default(kind: str, algorithm: str, run_seed: int) -> dict[str, Any]:
             "seed": run_seed, "source": source}
 
 
-def from_bench(path: str | Path, algorithm: str, frames_per_step: int, run_seed: int) -> dict[str, Any]:
-    """The model from a ``harness bench`` record: its 1-thread Hogwild row for ``algorithm``."""
+def from_bench(path: str | Path, algorithm: str, frames_per_step: int, run_seed: int,
+               gradient: str = "fast") -> dict[str, Any]:
+    """The model from a ``harness bench`` record: its 1-thread Hogwild row for ``algorithm`` on the
+    run's ``gradient`` path (a ``bench --reference`` record holds both; a row without the key is fast)."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
@@ -78,10 +80,11 @@ def from_bench(path: str | Path, algorithm: str, frames_per_step: int, run_seed:
                              "name a JSON file written by harness bench --out") from None
     rows = [r for r in data.get("rows", []) if isinstance(r, dict) and r.get("algorithm") == algorithm
             and r.get("threads") == 1 and r.get("sharing", "hogwild") == "hogwild"
-            and r.get("gradient", "fast") == "fast"]  # the engine's default path, not bench --reference's rows
+            and r.get("gradient", "fast") == gradient]
     if not rows or not rows[0].get("act_fps"):
-        raise TimeModelError(f"time model {path}: no 1-thread row for {algorithm}: run harness bench --algo "
-                             f"{algorithm} --threads 1 --out FILE and name that file")
+        raise TimeModelError(f"time model {path}: no 1-thread row for {algorithm} on the {gradient} gradient path: "
+                             f"run harness bench --algo {algorithm} --threads 1 --out FILE (with --reference for the "
+                             "autograd path) and name that file")
     r = rows[0]
     update = float(r.get("train_sync_ms") or 0) + float(r["learn_ms"]) + float(r.get("train_update_ms") or 0)
     step = 1000.0 * frames_per_step / float(r["act_fps"])

@@ -110,6 +110,12 @@ def test_a_time_model_from_a_bench_record_takes_the_fast_path_row(tmp_path):
     model = from_bench(record, "a3c", frames_per_step=1, run_seed=5)
     assert model["step_ms"] == pytest.approx(0.0630, abs=1e-4) and model["update_ms"] == pytest.approx(0.646)
     assert model["seed"] == 5 and "fast-path-minatar.json" in model["source"]
+    # a run on the autograd path takes the autograd row: its own costs
+    ref = from_bench(record, "a3c", frames_per_step=1, run_seed=5, gradient="autograd")
+    assert ref["step_ms"] == pytest.approx(0.1161, abs=1e-4) and ref["update_ms"] == pytest.approx(1.242)
+    cfg = make_run_config(algorithm="a3c", env="MinAtar/Breakout-v1", env_modules=("minatar.gym:register_envs",),
+                          schedule="virtual", time_model=str(record), engine={"gradient": "autograd"})
+    assert cfg.time_model["update_ms"] == pytest.approx(1.242)
 
 def test_the_synchronous_gradient_is_the_mean_of_the_segments_gradients_at_one_theta():
     """Three segments taken at one θ: the combined update's gradient is the mean of the three

@@ -13,11 +13,11 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
+from harness import results
 from harness.report import aggregates as agg_mod
 from harness.report import html as H
 from harness.report.cache import BootstrapCache
 from harness.report.curves import build_lines, main_optimizers, plot_curves, select_learning_rates
-from harness import results
 from harness.report.load import REPORT_MARKER, ReportError
 from harness.report.robustness import optimizer_varies, plot_optimizers, plot_robustness, robustness_table
 from harness.report.scores import BASELINES, CURVE_SOURCES, SCORE_DEFINITION_HTML, paper_score_table
