@@ -28,6 +28,7 @@ import datetime as _dt
 import json
 import math
 import os
+import threading
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -137,13 +138,22 @@ def _new_rows(frames: np.ndarray, done: int, last: float | None) -> int:
 def export_tensorboard(paths: Iterable[str | Path], out: str | Path, baseline: str = "no-op") -> dict[str, int]:
     """Write (or bring up to date) one TensorBoard run per run folder under ``paths`` into ``out``.
     Returns counts: runs written to, episodes, evaluations, runs finished in this export."""
-    from harness import results
-
     SummaryWriter = _writer_class()
-    from tensorboard.plugins.hparams import api_pb2
-
     out = Path(out)
     roots = [Path(p) for p in paths]
+    thread_errors: list[BaseException] = []
+    hook = threading.excepthook
+    threading.excepthook = lambda args: thread_errors.append(args.exc_value)  # no traceback on the terminal
+    try:
+        return _export(roots, out, baseline, SummaryWriter, thread_errors)
+    finally:
+        threading.excepthook = hook
+
+
+def _export(roots: list[Path], out: Path, baseline: str, SummaryWriter, thread_errors: list) -> dict[str, int]:
+    from harness import results
+    from tensorboard.plugins.hparams import api_pb2
+
     res = results.load(roots, baseline=baseline, skip=[out])
     counts = {"runs": 0, "episodes": 0, "evals": 0, "finished": 0, "unchanged": 0}
     runset = res.runset.runs
@@ -165,9 +175,12 @@ def export_tensorboard(paths: Iterable[str | Path], out: str | Path, baseline: s
                 and not todo_status and state.get("hparams")):
             counts["unchanged"] += 1
             continue
-        w = SummaryWriter(log_dir=str(where), max_queue=1000, flush_secs=3600)
-        fw = w._get_file_writer()
+        before = set(where.glob("events.out.tfevents.*"))
+        thread_errors.clear()
+        w = None
         try:
+            w = SummaryWriter(log_dir=str(where), max_queue=1000, flush_secs=3600)
+            fw = w._get_file_writer()
             if not state.get("hparams"):
                 config, session = _hparams_summaries(_hparams(row), str(row["run_id"]), start)
                 fw.add_summary(config, walltime=start)
@@ -215,9 +228,21 @@ def export_tensorboard(paths: Iterable[str | Path], out: str | Path, baseline: s
                     counts["finished"] += 1
                 state.update(final=True, scores=list(score))
             w.flush()
-        finally:
             w.close()
-        _write_state(state_path, state)
+            if thread_errors:  # TensorBoard writes from a thread of its own: its failure is this run's
+                raise thread_errors[0]
+            _write_state(state_path, state)
+        except BaseException:
+            # a full disk, an interruption: take back this attempt's event file, so that the state file
+            # (unchanged) tells the truth and the next export writes these events once, not twice
+            if w is not None:
+                try:
+                    w.close()  # its writer thread raises the disk's error again: it is the one we report
+                except BaseException:  # noqa: BLE001
+                    pass
+            for new_file in set(where.glob("events.out.tfevents.*")) - before:
+                new_file.unlink(missing_ok=True)
+            raise
         counts["runs"] += 1
     counts["problems"] = len(res.problems)
     return counts

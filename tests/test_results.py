@@ -224,3 +224,30 @@ def test_export_tensorboard_without_the_extra_is_one_line(tree, tmp_path, monkey
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "export", "tensorboard", str(tmp_path / "nope"),
                            "--out", str(tmp_path / "tb")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "does not exist" in proc.stderr
+
+
+def test_export_tensorboard_after_a_failed_write_writes_each_event_once(tree, tmp_path, monkeypatch):
+    """A write that fails (a full disk: made for real with a small tmpfs while this was built) takes back
+    that run's new event file, so the next export writes its events once, not twice."""
+    import harness.export as export
+
+    out = tmp_path / "tb"
+    real = export._write_state
+    calls = []
+
+    def full_disk(path, state):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(path, state)
+
+    monkeypatch.setattr(export, "_write_state", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        export.export_tensorboard([tree], out)
+    failed = calls[1].parent
+    assert not list(failed.glob("events.out.tfevents.*")) and not (failed / export.STATE_FILE).exists()
+    monkeypatch.setattr(export, "_write_state", real)
+    export.export_tensorboard([tree], out)
+    for run in ("done-a", "done-b", "diverged", "running"):
+        steps = [s for s, _, _ in _scalars(_events(out / "study" / run), "train/return")]
+        assert len(steps) == len(set(steps)) == 50, run
