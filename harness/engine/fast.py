@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from numpy.lib.stride_tricks import sliding_window_view
 
 from algorithms import networks as nets
+from harness.engine import kernels
 
 
 def _weights(layer, grads: bool):
@@ -79,58 +79,6 @@ def _image(x: np.ndarray, channels_last: bool) -> np.ndarray:
     return np.asarray(x, dtype=np.float32)  # MinAtar's 0/1 floats: no copy
 
 
-def _patches(x: np.ndarray, k: int, stride: int) -> np.ndarray:
-    """im2col of a channel-last batch [B, H, W, C]: [B, H', W', C·k·k], each row in the (C, kh, kw)
-    order of a torch conv weight [out, C, k, k] flattened."""
-    p = sliding_window_view(x, (k, k), axis=(1, 2))[:, ::stride, ::stride]  # [B, H', W', C, k, k]
-    return p.reshape(p.shape[0], p.shape[1], p.shape[2], -1)
-
-
-def _patch_index(h: int, w: int, c: int, k: int, stride: int) -> np.ndarray:
-    """Indices into a flattened channel-last image [H·W·C] that gather :func:`_patches`' rows:
-    [H', W', C·k·k] (one fancy-indexing call per batch, where ``sliding_window_view`` costs tens of µs
-    of Python at batch 1)."""
-    probe = np.arange(h * w * c).reshape(1, h, w, c)
-    return _patches(probe, k, stride)[0]
-
-
-class _Conv:
-    """A convolution as im2col and one matrix product, channel-last: [B, H', W', out]."""
-
-    def __init__(self, layer, grads: bool):
-        self.k, self.stride = layer.kernel_size[0], layer.stride[0]
-        w, self.b, dw, self.db = _weights(layer, grads)
-        self.w = w.reshape(w.shape[0], -1)  # a view: [out, C·k·k]
-        self.wt = self.w.T
-        self.dw = None if dw is None else dw.reshape(dw.shape[0], -1)
-        self._index: dict[tuple, np.ndarray] = {}  # per input shape: the im2col gather
-
-    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        index = self._index.get(x.shape[1:])
-        if index is None:
-            index = self._index[x.shape[1:]] = _patch_index(*x.shape[1:], self.k, self.stride)
-        cols = x.reshape(len(x), -1)[:, index]  # [B, H', W', C·k·k]
-        out = cols.reshape(-1, cols.shape[-1]) @ self.wt  # one matrix product, not one per row
-        out += self.b
-        return cols, out.reshape(*cols.shape[:3], -1)
-
-    def backward(self, cols: np.ndarray, dy: np.ndarray) -> None:
-        """dy: [B, H', W', out]. Writes dL/dW and dL/db (the first layer: no gradient for its input)."""
-        d2 = dy.reshape(-1, dy.shape[-1])
-        np.matmul(d2.T, cols.reshape(d2.shape[0], -1), out=self.dw)
-        np.sum(d2, axis=0, out=self.db)
-
-
-def _flatten_chw(h: np.ndarray) -> np.ndarray:
-    """[B, H, W, C] → [B, C·H·W] in torch's flatten order of [B, C, H, W]."""
-    return h.transpose(0, 3, 1, 2).reshape(h.shape[0], -1)
-
-
-def _unflatten_chw(d: np.ndarray, like: np.ndarray) -> np.ndarray:
-    b, h, w, c = like.shape
-    return d.reshape(b, c, h, w).transpose(0, 2, 3, 1)
-
-
 class _MLP:
     def __init__(self, torso: nets.MLPTorso, grads: bool):
         self.l1, self.l2 = (_Linear(layer, grads) for layer in torso._layers)
@@ -150,23 +98,29 @@ class _MLP:
 
 
 class _SmallImage:
-    """MinAtar's network: conv 16 3x3/1, FC 128."""
+    """MinAtar's network: conv 16 3x3/1, FC 128. The convolution is compiled (``engine.kernels``): it
+    scatters each non-zero cell of the grid into the outputs it lies under, in torch's flatten order,
+    and its backward pass gathers the same way."""
 
     def __init__(self, torso: nets.SmallImageTorso, grads: bool):
         self.channels_last = torso.channels_last
         conv, fc = torso._layers
-        self.conv, self.fc = _Conv(conv, grads), _Linear(fc, grads)
+        self.w, self.b, self.dw, self.db = _weights(conv, grads)  # [16, C, 3, 3]: views of θ' (and dθ)
+        self.fc = _Linear(fc, grads)
+        self.out_dim = conv.out_channels
 
     def forward(self, x):
-        cols, a = self.conv(_image(x, self.channels_last))
-        h = _relu(a)
-        flat = _flatten_chw(h)
-        return _relu(self.fc(flat)), (cols, h, flat)
+        img = _image(x, self.channels_last)
+        img = np.array(img, dtype=np.float32, order="C")  # kept for the backward pass: a copy, not the collector's row
+        b, h, w, _ = img.shape
+        flat = np.empty((b, self.out_dim * (h - 2) * (w - 2)), dtype=np.float32)
+        kernels.conv3x3_relu_forward(img, self.w, self.b, flat)  # relu(conv(x)), flattened as torch does
+        return _relu(self.fc(flat)), (img, flat)
 
     def backward(self, cache, out, dout):
-        cols, h, flat = cache
+        img, flat = cache
         dflat = self.fc.backward(flat, dout * (out > 0))
-        self.conv.backward(cols, _unflatten_chw(dflat, h) * (h > 0))
+        kernels.conv3x3_backward(img, dflat * (flat > 0), self.dw, self.db)
 
 
 class _AtariTorch:

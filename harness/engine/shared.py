@@ -9,6 +9,7 @@ without locks (Hogwild!).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -47,8 +48,11 @@ def attach_flat_grad(module: nn.Module) -> torch.Tensor:
 
 
 def clip_grad_norm_(flat_grad: torch.Tensor, max_norm: float) -> float:
-    """Global-norm clipping of the whole gradient; returns the norm before clipping."""
-    norm = float(torch.linalg.vector_norm(flat_grad))
+    """Global-norm clipping of the whole gradient; returns the norm before clipping (one compiled pass,
+    ``engine.kernels``; a second only when it clips)."""
+    from harness.engine.kernels import sum_of_squares
+
+    norm = math.sqrt(sum_of_squares(flat_grad.numpy()))
     if max_norm > 0 and norm > max_norm:
         flat_grad.mul_(max_norm / (norm + 1e-6))
     return norm
@@ -82,21 +86,21 @@ class FlatOptimizer:
     - ``shared_rmsprop`` (paper default): g ← αg + (1−α)Δθ²; θ ← θ − η Δθ / sqrt(g + ε), g shared.
     - ``rmsprop``: the same with a g per worker.
     - ``momentum_sgd``: m ← αm + (1−α)Δθ; θ ← θ − ηm, an m per worker.
+
+    Each step is one compiled pass over the buffers (``engine.kernels``), in place.
     """
 
     def __init__(self, state: OptimizerState, worker: int, alpha: float, eps: float, momentum: float):
         self.kind = state.kind
         self.stat = state.stats[0 if state.kind == "shared_rmsprop" else worker]
-        self.alpha = momentum if state.kind == "momentum_sgd" else alpha
-        self.eps = eps
-        self._tmp = torch.empty_like(self.stat)
+        self.alpha = float(momentum if state.kind == "momentum_sgd" else alpha)
+        self.eps = float(eps)
+        self._stat = self.stat.numpy()  # a view of the shared statistics
 
     def step(self, params: torch.Tensor, grad: torch.Tensor, lr: float) -> None:
-        a = self.alpha
+        from harness.engine import kernels
+
         if self.kind == "momentum_sgd":
-            self.stat.mul_(a).add_(grad, alpha=1.0 - a)
-            params.add_(self.stat, alpha=-lr)
-            return
-        self.stat.mul_(a).addcmul_(grad, grad, value=1.0 - a)
-        torch.add(self.stat, self.eps, out=self._tmp).rsqrt_()  # 1/sqrt(g + ε): multiply, not divide
-        params.addcmul_(grad, self._tmp, value=-lr)
+            kernels.momentum_step(params.numpy(), grad.numpy(), self._stat, self.alpha, float(lr))
+        else:
+            kernels.rmsprop_step(params.numpy(), grad.numpy(), self._stat, self.alpha, self.eps, float(lr))
