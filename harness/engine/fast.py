@@ -50,11 +50,18 @@ def _weights(layer, grads: bool):
 class _Linear:
     """y = x Wᵀ + b."""
 
+    #: layers up to this many weights (the heads) go through one compiled call; larger ones (MinAtar's
+    #: FC 1024x128) through numpy's BLAS, which is faster there
+    SMALL = 16_384
+
     def __init__(self, layer, grads: bool):
         self.w, self.b, self.dw, self.db = _weights(layer, grads)
         self.wt = self.w.T  # a view: it follows θ' as the buffer is synced in place
+        self.small = self.w.size <= self.SMALL
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.small:
+            return kernels.linear(x, self.w, self.b)
         y = x @ self.wt
         y += self.b
         return y
@@ -80,27 +87,36 @@ def _image(x: np.ndarray, channels_last: bool) -> np.ndarray:
 
 
 class _MLP:
+    """The MLP torso (two hidden layers, ReLU), forward and backward each one compiled call (``engine.kernels``).
+    A segment's forward pass is recomputed at learning time: one call over five states costs less
+    than stacking the activations of five batch-1 calls."""
+
+    reuse = False
+
     def __init__(self, torso: nets.MLPTorso, grads: bool):
-        self.l1, self.l2 = (_Linear(layer, grads) for layer in torso._layers)
+        l1, l2 = torso._layers
+        self.w1, self.b1, self.dw1, self.db1 = _weights(l1, grads)
+        self.w2, self.b2, self.dw2, self.db2 = _weights(l2, grads)
 
     def forward(self, x):
         x0 = np.asarray(x, dtype=np.float32)  # no copy for float32 observations
         if x0.ndim != 2:
             x0 = x0.reshape(len(x0), -1)
-        h1 = _relu(self.l1(x0))
-        return _relu(self.l2(h1)), (x0, h1)
+        h1, h2 = kernels.mlp_forward(x0, self.w1, self.b1, self.w2, self.b2)
+        return h2, (x0, h1)
 
     def backward(self, cache, h2, dh2):
         x0, h1 = cache
-        da2 = dh2 * (h2 > 0)
-        da1 = self.l2.backward(h1, da2) * (h1 > 0)
-        self.l1.backward(x0, da1, need_dx=False)
+        kernels.mlp_backward(x0, h1, h2, np.ascontiguousarray(dh2, dtype=np.float32), self.w2,
+                             self.dw1, self.db1, self.dw2, self.db2)
 
 
 class _SmallImage:
     """MinAtar's network: conv 16 3x3/1, FC 128. The convolution is compiled (``engine.kernels``): it
     scatters each non-zero cell of the grid into the outputs it lies under, in torch's flatten order,
     and its backward pass gathers the same way."""
+
+    reuse = True  # the learning pass reuses acting's activations (``FastNetwork.record_row``)
 
     def __init__(self, torso: nets.SmallImageTorso, grads: bool):
         self.channels_last = torso.channels_last
@@ -128,6 +144,8 @@ class _AtariTorch:
     which are faster at 84x84 than an im2col in numpy, with the backward pass written by hand from the
     saved activations (``aten.convolution_backward``, matrix products into the gradient views): no
     autograd graph, no second forward pass. Activations are kept as numpy views of the tensors."""
+
+    reuse = True
 
     def __init__(self, torso: nets.AtariTorso, grads: bool):
         self.channels_last = torso.channels_last
@@ -211,6 +229,9 @@ class FastNetwork:
             self.heads = (_Linear(module.q, grads),)
         self._rows: dict[int, tuple[np.ndarray, _Cache]] = {}  # segment row -> (the state, its activations)
         self._row: int | None = None
+        self.reuse = self.torso.reuse and (self.value_torso is None or self.value_torso.reuse)
+        if not self.reuse:  # the learning pass recomputes its forward pass: the collector records nothing
+            self.record_row = None
 
     @classmethod
     def of(cls, module, grads: bool = True) -> FastNetwork | None:
@@ -262,7 +283,8 @@ class FastNetwork:
         self._row = None
 
     def record_row(self, row: int) -> None:
-        """The next call, if it is at batch size 1, is for row ``row`` of the segment (s_row)."""
+        """The next call, if it is at batch size 1, is for row ``row`` of the segment (s_row). None on a
+        network whose torso recomputes (``reuse`` False: the MLP), so that the collector skips the call."""
         self._row = row
 
     def recorded(self) -> dict:

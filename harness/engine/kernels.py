@@ -147,3 +147,77 @@ def conv3x3_backward(x, d, dw, db):  # pragma: no cover - compiled
             for kh in range(k):
                 for kw in range(k):
                     dw[o, ci, kh, kw] = acc[ci, kh, kw, o]
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz", "contract"})
+def mlp_forward(x, w1, b1, w2, b2):  # pragma: no cover - compiled
+    """The MLP torso, h1 = relu(x W1ᵀ + b1), h2 = relu(h1 W2ᵀ + b2), for a batch x [B, in]: one call where
+    numpy takes six (a µs each, whatever their size, at CartPole's batch of one)."""
+    n_b, n_in = x.shape
+    n_h1, n_h2 = w1.shape[0], w2.shape[0]
+    h1 = np.empty((n_b, n_h1), dtype=np.float32)
+    h2 = np.empty((n_b, n_h2), dtype=np.float32)
+    for bi in range(n_b):
+        for j in range(n_h1):
+            s = b1[j]
+            for i in range(n_in):
+                s += w1[j, i] * x[bi, i]
+            h1[bi, j] = s if s > 0 else 0
+        for j in range(n_h2):
+            s = b2[j]
+            for i in range(n_h1):
+                s += w2[j, i] * h1[bi, i]
+            h2[bi, j] = s if s > 0 else 0
+    return h1, h2
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz", "contract"})
+def mlp_backward(x, h1, h2, dh2, w2, dw1, db1, dw2, db2):  # pragma: no cover - compiled
+    """dL/dW and dL/db of :func:`mlp_forward`'s layers, written in place, given dL/dh2."""
+    n_b, n_in = x.shape
+    n_h1, n_h2 = w2.shape[1], w2.shape[0]
+    da2 = np.empty((n_b, n_h2), dtype=np.float32)
+    da1 = np.zeros((n_b, n_h1), dtype=np.float32)
+    for bi in range(n_b):
+        for j in range(n_h2):
+            da2[bi, j] = dh2[bi, j] if h2[bi, j] > 0 else 0
+        for j in range(n_h2):  # dh1 = da2 W2
+            a = da2[bi, j]
+            if a != 0:
+                for i in range(n_h1):
+                    da1[bi, i] += a * w2[j, i]
+        for i in range(n_h1):
+            if h1[bi, i] <= 0:
+                da1[bi, i] = 0
+    db2[:] = 0
+    dw2[:] = 0
+    db1[:] = 0
+    dw1[:] = 0
+    for bi in range(n_b):  # dW = Σ_b da_bᵀ h_b, row by row: the inner loops run along contiguous memory
+        for j in range(n_h2):
+            a = da2[bi, j]
+            db2[j] += a
+            if a != 0:
+                for i in range(n_h1):
+                    dw2[j, i] += a * h1[bi, i]
+        for j in range(n_h1):
+            a = da1[bi, j]
+            db1[j] += a
+            if a != 0:
+                for i in range(n_in):
+                    dw1[j, i] += a * x[bi, i]
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz", "contract"})
+def linear(x, w, b):  # pragma: no cover - compiled
+    """y = x Wᵀ + b for a small layer (the heads: a µs less a call than numpy's product and add)."""
+    n_b, n_in = x.shape
+    n_o = w.shape[0]
+    y = np.empty((n_b, n_o), dtype=np.float32)
+    for bi in range(n_b):
+        for j in range(n_o):
+            s = b[j]
+            for i in range(n_in):
+                s += w[j, i] * x[bi, i]
+            y[bi, j] = s
+    return y
