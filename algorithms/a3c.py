@@ -18,6 +18,7 @@ one backward pass through ``loss`` gives both gradients.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +48,9 @@ class A3C(Algorithm):
 
     def act(self, out, frames, rng: np.random.Generator) -> int:
         logits, _ = out
-        probs = torch.softmax(logits[0], dim=0).tolist()  # π(·|s; θ'); Python floats: a few actions, every step
+        z = logits[0].tolist()  # Python floats: a few actions, every step (a torch softmax costs µs)
+        top = max(z)
+        probs = [math.exp(v - top) for v in z]  # π(·|s; θ') ∝ exp(logits), unnormalised
         u = rng.random() * sum(probs)  # inverse CDF: the first action whose cumulative probability exceeds u
         for a, p in enumerate(probs):
             u -= p
