@@ -34,13 +34,13 @@ RUNNING = ("running", "evaluating")
 PROGRESS_FILE = "progress.json"
 RUNNER_LOG = "runner.log"
 #: Training frames/s per actor-learner thread used by --dry-run when no finished run has been
-#: measured, on a 2-core AMD EPYC VM shared with other jobs, on the fast path (the default gradient):
-#: Atari with the Mnih-2013 network about 1,000-1,300 frames/s (~300 agent steps/s x 4 frames);
-#: CartPole-v1 with the small MLP 11,300-12,400 (harness bench, docs/bench/fast-path-cartpole.csv);
-#: MinAtar's 10x10 grids with the small-image network 4,300-5,000 (docs/bench/fast-path-minatar.csv),
-#: 2026-12-06. Through autograd (--gradient autograd) about half of the last two. Finished runs under
-#: --results-dir replace them.
-DEFAULT_FPS_PER_THREAD = {"atari": 1000.0, "image": 4000.0, "vector": 10000.0}
+#: measured, on a 2-core AMD EPYC VM shared with other jobs, on the fast path (the default gradient)
+#: with its compiled loops (docs/BENCHMARKS.md, 2026-12-06): Atari with the Mnih-2013 network about
+#: 1,000-1,300 frames/s (~300 agent steps/s x 4 frames); CartPole-v1 with the small MLP 14,600-19,100
+#: (docs/bench/compiled-cartpole.csv); MinAtar's 10x10 grids with the small-image network 4,500-7,300
+#: (docs/bench/ab-compiled-minatar.csv). Through autograd (--gradient autograd) about a third of the
+#: last two. Finished runs under --results-dir replace them.
+DEFAULT_FPS_PER_THREAD = {"atari": 1000.0, "image": 6000.0, "vector": 15000.0}
 
 
 class PlanError(ValueError):
