@@ -58,47 +58,62 @@ def sum_of_squares(x):  # pragma: no cover - compiled
     return s
 
 
+@njit(cache=True)
+def _taps(x, bi, k, ho, wo):  # pragma: no cover - compiled
+    """Where grid ``bi`` of x [B, H, W, C] meets a k×k kernel: for each non-zero input x[i, j, c] and
+    each output (i − kh, j − kw) it lies under, that output's index in the H'×W' plane, the weight's
+    index c·k·k + kh·k + kw, and the input's value."""
+    _, h, wd, c = x.shape
+    n = 0
+    for i in range(h):
+        for j in range(wd):
+            for ci in range(c):
+                if x[bi, i, j, ci] != 0:
+                    n += 1
+    out = np.empty(n * k * k, dtype=np.int64)
+    tap = np.empty(n * k * k, dtype=np.int64)
+    val = np.empty(n * k * k, dtype=x.dtype)
+    m = 0
+    for i in range(h):
+        for j in range(wd):
+            for ci in range(c):
+                v = x[bi, i, j, ci]
+                if v == 0:
+                    continue
+                for kh in range(k):
+                    oi = i - kh
+                    for kw in range(k):
+                        oj = j - kw
+                        if 0 <= oi < ho and 0 <= oj < wo:
+                            out[m], tap[m], val[m] = oi * wo + oj, (ci * k + kh) * k + kw, v
+                            m += 1
+    return out[:m], tap[:m], val[:m]
+
+
 @njit(cache=True, error_model="numpy")
 def conv3x3_relu_forward(x, w, b, out):  # pragma: no cover - compiled
     """MinAtar's convolution (stride 1, no padding) and ReLU, scattered from the non-zero inputs.
 
     x: [B, H, W, C] channel-last; w: [O, C, k, k] (torch's layout); b: [O]; out: [B, O·H'·W'], written
     in torch's flatten order of [B, O, H', W'] (what the FC layer takes). Each non-zero input x[i, j, c]
-    adds x·w[o, c, kh, kw] to the outputs (i − kh, j − kw) it lies under: MinAtar's grids hold a few
-    dozen ones among hundreds of zeros, so this is ~20× less arithmetic than the dense product, and
-    equal to it but for the order of the sums."""
-    n_b, h, wd, c = x.shape
+    adds x·w[o, c, kh, kw] to the outputs (i − kh, j − kw) it lies under (:func:`_taps`): MinAtar's grids
+    hold a few dozen ones among hundreds of zeros, so this is ~20× less arithmetic than the dense
+    product, and equal to it but for the order of the sums."""
+    n_b, h, wd, _ = x.shape
     n_o, k = w.shape[0], w.shape[2]
     ho, wo = h - k + 1, wd - k + 1
     plane = ho * wo
-    wt = np.empty((c, k, k, n_o), dtype=w.dtype)  # output channel innermost: the scatter is a vector add
-    for o in range(n_o):
-        for ci in range(c):
-            for kh in range(k):
-                for kw in range(k):
-                    wt[ci, kh, kw, o] = w[o, ci, kh, kw]
+    wt = np.ascontiguousarray(w.reshape(n_o, -1).T)  # [C·k·k, O]: the output channel innermost
     acc = np.empty((plane, n_o), dtype=out.dtype)
     for bi in range(n_b):
         for p in range(plane):
             for o in range(n_o):
                 acc[p, o] = b[o]
-        for i in range(h):
-            for j in range(wd):
-                for ci in range(c):
-                    v = x[bi, i, j, ci]
-                    if v == 0:
-                        continue
-                    for kh in range(k):
-                        oi = i - kh
-                        if oi < 0 or oi >= ho:
-                            continue
-                        for kw in range(k):
-                            oj = j - kw
-                            if oj < 0 or oj >= wo:
-                                continue
-                            p = oi * wo + oj
-                            for o in range(n_o):
-                                acc[p, o] += v * wt[ci, kh, kw, o]
+        at, tap, val = _taps(x, bi, k, ho, wo)
+        for t in range(at.size):
+            p, q, v = at[t], tap[t], val[t]
+            for o in range(n_o):
+                acc[p, o] += v * wt[q, o]
         for o in range(n_o):
             for p in range(plane):
                 a = acc[p, o]
@@ -108,73 +123,86 @@ def conv3x3_relu_forward(x, w, b, out):  # pragma: no cover - compiled
 @njit(cache=True, error_model="numpy")
 def conv3x3_backward(x, d, dw, db):  # pragma: no cover - compiled
     """dL/dW and dL/db of :func:`conv3x3_relu_forward` given d = dL/d(pre-activation) [B, O·H'·W']
-    (the ReLU's mask already applied), from the non-zero inputs: dW[o, c, kh, kw] = Σ x[i, j, c]·d[o, i − kh, j − kw]."""
+    (the ReLU's mask already applied), from the same taps: dW[o, c, kh, kw] = Σ x[i, j, c]·d[o, i − kh, j − kw]."""
     n_b, h, wd, c = x.shape
     n_o, k = dw.shape[0], dw.shape[2]
     ho, wo = h - k + 1, wd - k + 1
     plane = ho * wo
-    dt = np.empty((n_b, plane, n_o), dtype=d.dtype)  # d with the output channel innermost
+    acc = np.zeros((c * k * k, n_o), dtype=dw.dtype)  # dWᵀ, the output channel innermost
+    sums = np.zeros(n_o, dtype=db.dtype)
+    dt = np.empty((plane, n_o), dtype=d.dtype)
     for bi in range(n_b):
         for o in range(n_o):
             for p in range(plane):
-                dt[bi, p, o] = d[bi, o * plane + p]
-    acc = np.zeros((c, k, k, n_o), dtype=dw.dtype)
-    sums = np.zeros(n_o, dtype=db.dtype)
-    for bi in range(n_b):
+                dt[p, o] = d[bi, o * plane + p]
         for p in range(plane):
             for o in range(n_o):
-                sums[o] += dt[bi, p, o]
-        for i in range(h):
-            for j in range(wd):
-                for ci in range(c):
-                    v = x[bi, i, j, ci]
-                    if v == 0:
-                        continue
-                    for kh in range(k):
-                        oi = i - kh
-                        if oi < 0 or oi >= ho:
-                            continue
-                        for kw in range(k):
-                            oj = j - kw
-                            if oj < 0 or oj >= wo:
-                                continue
-                            p = oi * wo + oj
-                            for o in range(n_o):
-                                acc[ci, kh, kw, o] += v * dt[bi, p, o]
+                sums[o] += dt[p, o]
+        at, tap, val = _taps(x, bi, k, ho, wo)
+        for t in range(at.size):
+            p, q, v = at[t], tap[t], val[t]
+            for o in range(n_o):
+                acc[q, o] += v * dt[p, o]
+    dw2 = dw.reshape(n_o, -1)
     for o in range(n_o):
         db[o] = sums[o]
-        for ci in range(c):
-            for kh in range(k):
-                for kw in range(k):
-                    dw[o, ci, kh, kw] = acc[ci, kh, kw, o]
+        for q in range(c * k * k):
+            dw2[o, q] = acc[q, o]
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz", "contract"})
+_DENSE = dict(cache=True, error_model="numpy", fastmath={"reassoc", "nsz", "contract"})
+
+
+@njit(**_DENSE)
+def _dense(x, w, b, relu):  # pragma: no cover - compiled
+    """x Wᵀ + b for x [B, in], W [out, in], and its ReLU when ``relu``."""
+    n_b, n_in = x.shape
+    n_o = w.shape[0]
+    y = np.empty((n_b, n_o), dtype=np.float32)
+    for bi in range(n_b):
+        for j in range(n_o):
+            s = b[j]
+            for i in range(n_in):
+                s += w[j, i] * x[bi, i]
+            y[bi, j] = 0 if relu and s < 0 else s
+    return y
+
+
+@njit(**_DENSE)
+def _dense_weight_gradient(da, x, dw, db):  # pragma: no cover - compiled
+    """dW = Σ_b da_bᵀ x_b and db = Σ_b da_b, written in place, row by row (the inner loop runs along
+    contiguous memory, and skips the rows a ReLU zeroed)."""
+    dw[:] = 0
+    db[:] = 0
+    n_b, n_o = da.shape
+    n_in = x.shape[1]
+    for bi in range(n_b):
+        for j in range(n_o):
+            a = da[bi, j]
+            db[j] += a
+            if a != 0:
+                for i in range(n_in):
+                    dw[j, i] += a * x[bi, i]
+
+
+@njit(**_DENSE)
+def linear(x, w, b):  # pragma: no cover - compiled
+    """y = x Wᵀ + b for a small layer (the heads: a µs less a call than numpy's product and add)."""
+    return _dense(x, w, b, False)
+
+
+@njit(**_DENSE)
 def mlp_forward(x, w1, b1, w2, b2):  # pragma: no cover - compiled
     """The MLP torso, h1 = relu(x W1ᵀ + b1), h2 = relu(h1 W2ᵀ + b2), for a batch x [B, in]: one call where
     numpy takes six (a µs each, whatever their size, at CartPole's batch of one)."""
-    n_b, n_in = x.shape
-    n_h1, n_h2 = w1.shape[0], w2.shape[0]
-    h1 = np.empty((n_b, n_h1), dtype=np.float32)
-    h2 = np.empty((n_b, n_h2), dtype=np.float32)
-    for bi in range(n_b):
-        for j in range(n_h1):
-            s = b1[j]
-            for i in range(n_in):
-                s += w1[j, i] * x[bi, i]
-            h1[bi, j] = s if s > 0 else 0
-        for j in range(n_h2):
-            s = b2[j]
-            for i in range(n_h1):
-                s += w2[j, i] * h1[bi, i]
-            h2[bi, j] = s if s > 0 else 0
-    return h1, h2
+    h1 = _dense(x, w1, b1, True)
+    return h1, _dense(h1, w2, b2, True)
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz", "contract"})
+@njit(**_DENSE)
 def mlp_backward(x, h1, h2, dh2, w2, dw1, db1, dw2, db2):  # pragma: no cover - compiled
     """dL/dW and dL/db of :func:`mlp_forward`'s layers, written in place, given dL/dh2."""
-    n_b, n_in = x.shape
+    n_b = x.shape[0]
     n_h1, n_h2 = w2.shape[1], w2.shape[0]
     da2 = np.empty((n_b, n_h2), dtype=np.float32)
     da1 = np.zeros((n_b, n_h1), dtype=np.float32)
@@ -189,35 +217,5 @@ def mlp_backward(x, h1, h2, dh2, w2, dw1, db1, dw2, db2):  # pragma: no cover - 
         for i in range(n_h1):
             if h1[bi, i] <= 0:
                 da1[bi, i] = 0
-    db2[:] = 0
-    dw2[:] = 0
-    db1[:] = 0
-    dw1[:] = 0
-    for bi in range(n_b):  # dW = Σ_b da_bᵀ h_b, row by row: the inner loops run along contiguous memory
-        for j in range(n_h2):
-            a = da2[bi, j]
-            db2[j] += a
-            if a != 0:
-                for i in range(n_h1):
-                    dw2[j, i] += a * h1[bi, i]
-        for j in range(n_h1):
-            a = da1[bi, j]
-            db1[j] += a
-            if a != 0:
-                for i in range(n_in):
-                    dw1[j, i] += a * x[bi, i]
-
-
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz", "contract"})
-def linear(x, w, b):  # pragma: no cover - compiled
-    """y = x Wᵀ + b for a small layer (the heads: a µs less a call than numpy's product and add)."""
-    n_b, n_in = x.shape
-    n_o = w.shape[0]
-    y = np.empty((n_b, n_o), dtype=np.float32)
-    for bi in range(n_b):
-        for j in range(n_o):
-            s = b[j]
-            for i in range(n_in):
-                s += w[j, i] * x[bi, i]
-            y[bi, j] = s
-    return y
+    _dense_weight_gradient(da2, h1, dw2, db2)
+    _dense_weight_gradient(da1, x, dw1, db1)
