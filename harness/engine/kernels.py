@@ -1,16 +1,22 @@
-"""Compiled loops over the flat buffers (numba): the optimizer step and the gradient's norm.
+"""Compiled loops (numba) for the fast path: the work numpy or torch would do as many small calls.
 
-A segment's update touches every parameter: the global norm for clipping, then the optimizer's
-statistics and θ. Written as torch calls, shared RMSProp is five passes over the model (``mul_``,
-``addcmul_``, ``add``, ``rsqrt_``, ``addcmul_``), each a trip through memory and a dispatch; here it is
-one loop that reads Δθ, g and θ once and writes g and θ once. On MinAtar's network (132k parameters)
-that is 40 µs against 112 µs a segment, on CartPole's MLP 2 µs against 13 µs (2-vCPU EPYC guest,
-docs/BENCHMARKS.md).
+A call costs about a µs here whatever its size, and at batch size 1 most of the fast path's calls are
+small. Compiled here:
 
-The arithmetic is the torch formula's, in float32 and without fast-math approximations, except that
-Δθ/√(g + ε) is a division by the square root where torch multiplied by ``rsqrt``: θ may differ in its
-last bit (tests/test_engine_units.py pins both against values computed by hand). The buffers are the
-shared ones, updated in place without locks (Hogwild!), as before.
+- the optimizer step. Written as torch calls, shared RMSProp is five passes over the model (``mul_``,
+  ``addcmul_``, ``add``, ``rsqrt_``, ``addcmul_``); :func:`rmsprop_step` is one loop that reads Δθ, g
+  and θ once and writes g and θ once: 40 against 112 µs on MinAtar's network (132k parameters),
+  in-process on the 2-vCPU EPYC guest (docs/BENCHMARKS.md). Every gradient path uses it;
+- the gradient's norm for clipping (:func:`sum_of_squares`);
+- MinAtar's convolution (:func:`conv3x3_relu_forward`, :func:`conv3x3_backward`), from the grid's
+  non-zero cells (:func:`_taps`);
+- the MLP torso (:func:`mlp_forward`, :func:`mlp_backward`) and the small heads (:func:`linear`).
+
+The arithmetic is float32 without fast-math approximations of functions; sums may be taken in
+another order than torch's (``reassoc``), and the optimizer divides by √(g + ε) where torch
+multiplied by its ``rsqrt``: each update within a rounding of torch's (tests/test_kernels.py pins
+every function against torch). The buffers are the shared ones, updated in place without locks
+(Hogwild!), as before.
 
 Functions compile on first use and are cached on disk (numba's ``cache=True``: ``__pycache__`` beside
 this file, or numba's user cache where that is read-only), so a worker loads them in milliseconds.
