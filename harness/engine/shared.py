@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from harness.engine import kernels
+
 
 def flatten_into(module: nn.Module, flat: torch.Tensor | None = None) -> torch.Tensor:
     """Make ``module``'s parameters views into one flat buffer (``flat`` if given, else a new one
@@ -50,9 +52,7 @@ def attach_flat_grad(module: nn.Module) -> torch.Tensor:
 def clip_grad_norm_(flat_grad: torch.Tensor, max_norm: float) -> float:
     """Global-norm clipping of the whole gradient; returns the norm before clipping (one compiled pass,
     ``engine.kernels``; a second only when it clips)."""
-    from harness.engine.kernels import sum_of_squares
-
-    norm = math.sqrt(sum_of_squares(flat_grad.numpy()))
+    norm = math.sqrt(kernels.sum_of_squares(flat_grad.numpy()))
     if max_norm > 0 and norm > max_norm:
         flat_grad.mul_(max_norm / (norm + 1e-6))
     return norm
@@ -98,8 +98,6 @@ class FlatOptimizer:
         self._stat = self.stat.numpy()  # a view of the shared statistics
 
     def step(self, params: torch.Tensor, grad: torch.Tensor, lr: float) -> None:
-        from harness.engine import kernels
-
         if self.kind == "momentum_sgd":
             kernels.momentum_step(params.numpy(), grad.numpy(), self._stat, self.alpha, float(lr))
         else:
