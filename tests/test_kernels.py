@@ -85,3 +85,17 @@ def test_sparse_convolution_is_torchs(density, channels):
     for fast, exact in ((dw, conv.weight.grad), (db, conv.bias.grad)):
         exact = exact.numpy()
         assert np.linalg.norm(fast - exact) <= 1e-5 * np.linalg.norm(exact)
+
+
+def test_a_nan_weight_reaches_the_output_as_through_torch():
+    """A diverged parameter must not be hidden by a ReLU (the engine detects divergence by a non-finite loss)."""
+    x = np.zeros((1, 10, 10, 4), np.float32)
+    x[0, 5, 5, 1] = 1.0
+    w, b = np.zeros((16, 4, 3, 3), np.float32), np.zeros(16, np.float32)
+    w[3, 1, 1, 1] = np.nan
+    out = np.zeros((1, 16 * 64), np.float32)
+    kernels.conv3x3_relu_forward(x, w, b, out)
+    assert np.isnan(out).sum() == 1
+    w1, b1 = np.full((8, 4), np.nan, np.float32), np.zeros(8, np.float32)
+    h1, h2 = kernels.mlp_forward(np.ones((1, 4), np.float32), w1, b1, np.ones((8, 8), np.float32), b1)
+    assert np.isnan(h1).all() and np.isnan(h2).all()

@@ -66,11 +66,11 @@ class _Linear:
         y += self.b
         return y
 
-    def backward(self, x: np.ndarray, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+    def backward(self, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
         """Writes dL/dW and dL/db (every parameter gets exactly one backward per gradient)."""
         np.matmul(dy.T, x, out=self.dw)
         np.sum(dy, axis=0, out=self.db)
-        return dy @ self.w if need_dx else None
+        return dy @ self.w
 
 
 def _relu(x: np.ndarray) -> np.ndarray:

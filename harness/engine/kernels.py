@@ -123,7 +123,7 @@ def conv3x3_relu_forward(x, w, b, out):  # pragma: no cover - compiled
         for o in range(n_o):
             for p in range(plane):
                 a = acc[p, o]
-                out[bi, o * plane + p] = a if a > 0 else 0
+                out[bi, o * plane + p] = 0 if a < 0 else a  # a NaN passes, as through torch's ReLU
 
 
 @njit(cache=True, error_model="numpy")
