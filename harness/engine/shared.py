@@ -92,10 +92,9 @@ class FlatOptimizer:
 
     def __init__(self, state: OptimizerState, worker: int, alpha: float, eps: float, momentum: float):
         self.kind = state.kind
-        self.stat = state.stats[0 if state.kind == "shared_rmsprop" else worker]
         self.alpha = float(momentum if state.kind == "momentum_sgd" else alpha)
         self.eps = float(eps)
-        self._stat = self.stat.numpy()  # a view of the shared statistics
+        self._stat = state.stats[0 if state.kind == "shared_rmsprop" else worker].numpy()  # a view of the shared row
 
     def step(self, params: torch.Tensor, grad: torch.Tensor, lr: float) -> None:
         if self.kind == "momentum_sgd":
