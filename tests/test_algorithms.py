@@ -157,6 +157,25 @@ def test_epsilon_schedule():
     assert linear_epsilon(10_000, 0.01, 100) == pytest.approx(0.01)
 
 
+@pytest.mark.parametrize("eps", [0.05, 0.3, 1.0])
+def test_epsilon_greedy_explores_with_probability_epsilon_uniformly_over_actions(eps):
+    """One draw decides exploring and the random action: over 60,000 steps with Q favouring action 2
+    of 4, each other action is taken ε/4 of the time and action 2 1 − 3ε/4 (within 5 standard errors),
+    and exactly one uniform is drawn per step."""
+    from algorithms.base import epsilon_greedy
+
+    q = torch.tensor([[0.0, 1.0, 3.0, 2.0]])
+    rng, twin = np.random.default_rng(7), np.random.default_rng(7)
+    n = 60_000
+    counts = np.bincount([epsilon_greedy(q, eps, rng) for _ in range(n)], minlength=4)
+    twin.random(n)
+    assert rng.random() == twin.random()  # the streams are still in step
+    expect = np.full(4, eps / 4)
+    expect[2] += 1 - eps
+    se = np.sqrt(expect * (1 - expect) / n)
+    assert np.all(np.abs(counts / n - expect) <= 5 * se + 1e-12), (counts / n, expect)
+
+
 def test_final_epsilon_sampled_per_worker_with_paper_probabilities():
     algo = OneStepQ()
     rng = np.random.default_rng(0)

@@ -97,5 +97,6 @@ def test_a_nan_weight_reaches_the_output_as_through_torch():
     kernels.conv3x3_relu_forward(x, w, b, out)
     assert np.isnan(out).sum() == 1
     w1, b1 = np.full((8, 4), np.nan, np.float32), np.zeros(8, np.float32)
-    h1, h2 = kernels.mlp_forward(np.ones((1, 4), np.float32), w1, b1, np.ones((8, 8), np.float32), b1)
-    assert np.isnan(h1).all() and np.isnan(h2).all()
+    h1, h2, y = kernels.mlp_forward(np.ones((1, 4), np.float32), w1, b1, np.ones((8, 8), np.float32), b1,
+                                    np.ones((2, 8), np.float32), np.zeros(2, np.float32))
+    assert np.isnan(h1).all() and np.isnan(h2).all() and np.isnan(y).all()

@@ -87,28 +87,37 @@ def _image(x: np.ndarray, channels_last: bool) -> np.ndarray:
 
 
 class _MLP:
-    """The MLP torso (two hidden layers, ReLU), forward and backward each one compiled call (``engine.kernels``).
-    A segment's forward pass is recomputed at learning time: one call over five states costs less
-    than stacking the activations of five batch-1 calls."""
+    """An MLP torso (two hidden layers, ReLU) together with the head above it (Q, π's logits or V):
+    forward and backward each one compiled call (``engine.kernels``). A segment's forward pass is
+    recomputed at learning time: one call over five states costs less than stacking the activations
+    of five batch-1 calls."""
 
     reuse = False
 
-    def __init__(self, torso: nets.MLPTorso, grads: bool):
+    def __init__(self, torso: nets.MLPTorso, head, grads: bool):
         l1, l2 = torso._layers
         self.w1, self.b1, self.dw1, self.db1 = _weights(l1, grads)
         self.w2, self.b2, self.dw2, self.db2 = _weights(l2, grads)
+        self.w3, self.b3, self.dw3, self.db3 = _weights(head, grads)
 
     def forward(self, x):
+        """The head's output [B, out] and the activations for :meth:`backward`."""
         x0 = np.asarray(x, dtype=np.float32)  # no copy for float32 observations
         if x0.ndim != 2:
             x0 = x0.reshape(len(x0), -1)
-        h1, h2 = kernels.mlp_forward(x0, self.w1, self.b1, self.w2, self.b2)
-        return h2, (x0, h1)
+        h1, h2, y = kernels.mlp_forward(x0, self.w1, self.b1, self.w2, self.b2, self.w3, self.b3)
+        return y, (x0, h1, h2)
 
-    def backward(self, cache, h2, dh2):
-        x0, h1 = cache
-        kernels.mlp_backward(x0, h1, h2, np.ascontiguousarray(dh2, dtype=np.float32), self.w2,
-                             self.dw1, self.db1, self.dw2, self.db2)
+    def outputs(self, x):
+        """The head's output alone (acting)."""
+        if x.ndim != 2 or x.dtype != np.float32:
+            return self.forward(x)[0]
+        return kernels.mlp_forward(x, self.w1, self.b1, self.w2, self.b2, self.w3, self.b3)[2]
+
+    def backward(self, cache, dy):
+        x0, h1, h2 = cache
+        kernels.mlp_backward(x0, h1, h2, np.ascontiguousarray(dy, dtype=np.float32), self.w2, self.w3,
+                             self.dw1, self.db1, self.dw2, self.db2, self.dw3, self.db3)
 
 
 class _SmallImage:
@@ -185,7 +194,7 @@ class _AtariTorch:
             self.db[0].copy_(db)
 
 
-_TORSOS = {nets.MLPTorso: _MLP, nets.SmallImageTorso: _SmallImage, nets.AtariTorso: _AtariTorch}
+_TORSOS = {nets.SmallImageTorso: _SmallImage, nets.AtariTorso: _AtariTorch}  # MLP torsos: with their heads, _MLP
 
 
 def _torso(module, grads: bool):
@@ -220,12 +229,20 @@ class FastNetwork:
     def __init__(self, module, grads: bool):
         self.module = module
         self.actor_critic = isinstance(module, nets.ActorCriticNetwork)
-        self.torso = _torso(module.torso, grads)
-        if self.actor_critic:
+        self.fused = type(module.torso) is nets.MLPTorso  # each MLP torso and its head are one _MLP
+        if self.fused:
+            if self.actor_critic:  # vectors: a torso per head
+                self.torso = _MLP(module.torso, module.policy, grads)
+                self.value_torso = _MLP(module.value_torso, module.value, grads)
+            else:
+                self.torso, self.value_torso = _MLP(module.torso, module.q, grads), None
+            self.heads = ()
+        elif self.actor_critic:
+            self.torso = _torso(module.torso, grads)
             self.value_torso = None if module.value_torso is None else _torso(module.value_torso, grads)
             self.heads = (_Linear(module.policy, grads), _Linear(module.value, grads))
         else:
-            self.value_torso = None
+            self.torso, self.value_torso = _torso(module.torso, grads), None
             self.heads = (_Linear(module.q, grads),)
         self._rows: dict[int, tuple[np.ndarray, _Cache]] = {}  # segment row -> (the state, its activations)
         self._row: int | None = None
@@ -238,16 +255,25 @@ class FastNetwork:
         """The fast twin of a built-in network (exactly ``QNetwork`` or ``ActorCriticNetwork`` over a
         built-in torso), or None. ``grads``: whether it will run backward passes (its parameters must
         then have their flat gradient attached)."""
-        if type(module) not in (nets.QNetwork, nets.ActorCriticNetwork) or type(module.torso) not in _TORSOS:
+        if type(module) not in (nets.QNetwork, nets.ActorCriticNetwork):
             return None
-        if getattr(module, "value_torso", None) is not None and type(module.value_torso) not in _TORSOS:
-            return None
-        return cls(module, grads)
+        value_torso = type(getattr(module, "value_torso", None))
+        if type(module.torso) is nets.MLPTorso:  # an actor-critic needs its value torso, an MLP too
+            ok = value_torso is nets.MLPTorso or type(module) is nets.QNetwork
+        else:
+            ok = type(module.torso) in _TORSOS and (value_torso is type(None) or value_torso in _TORSOS)
+        return cls(module, grads) if ok else None
 
     # -- forward ------------------------------------------------------------------------------
     def forward(self, x: np.ndarray) -> tuple[Any, _Cache]:
         """The outputs for a numpy batch of observations (Q [B, A], or (logits [B, A], V [B])) and
         the activations the backward pass needs."""
+        if self.fused:
+            y, cache = self.torso.forward(x)
+            if not self.actor_critic:
+                return y, _Cache([(cache, y)])
+            v, vcache = self.value_torso.forward(x)
+            return (y, v[:, 0]), _Cache([(cache, y), (vcache, v)])
         h, cache = self.torso.forward(x)
         if not self.actor_critic:
             return self.heads[0](h), _Cache([(cache, h)])
@@ -259,10 +285,20 @@ class FastNetwork:
         return (self.heads[0](h), self.heads[1](hv)[:, 0]), _Cache(parts)
 
     def outputs(self, x: np.ndarray):
+        if self.fused and not self.actor_critic:  # θ⁻'s Q values: without the activations
+            return self.torso.outputs(x)
         return self.forward(x)[0]
 
-    def __call__(self, x: torch.Tensor):
-        x = x.numpy()
+    #: the collector may call it with its numpy rows (``takes_numpy``): a tensor's ``.numpy()`` costs a µs a step
+    takes_numpy = True
+
+    def __call__(self, x: torch.Tensor | np.ndarray):
+        if type(x) is not np.ndarray:
+            x = x.numpy()
+        if self.fused:  # MLP torsos: nothing to record (the learning pass recomputes)
+            if not self.actor_critic:
+                return torch.from_numpy(self.torso.outputs(x))
+            return torch.from_numpy(self.torso.outputs(x)), torch.from_numpy(self.value_torso.outputs(x)[:, 0])
         out, cache = self.forward(x)
         row = self._row
         if row is not None:
@@ -322,6 +358,14 @@ class FastNetwork:
     def backward(self, cache: _Cache, d_out) -> None:
         """Writes dL/dθ' for every parameter into the flat gradient (through the parameters' ``.grad``
         views), given dL/d(outputs) in the layout :meth:`forward` returns."""
+        if self.fused:
+            if not self.actor_critic:
+                self.torso.backward(cache.parts[0][0], d_out)
+                return
+            d_logits, d_v = d_out
+            self.torso.backward(cache.parts[0][0], d_logits)
+            self.value_torso.backward(cache.parts[1][0], d_v[:, None])
+            return
         (tcache, h) = cache.parts[0]
         if not self.actor_critic:
             self.torso.backward(tcache, h, self.heads[0].backward(h, d_out))

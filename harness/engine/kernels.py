@@ -10,7 +10,8 @@ small. Compiled here:
 - the gradient's norm for clipping (:func:`sum_of_squares`);
 - MinAtar's convolution (:func:`conv3x3_relu_forward`, :func:`conv3x3_backward`), from the grid's
   non-zero cells (:func:`_taps`);
-- the MLP torso (:func:`mlp_forward`, :func:`mlp_backward`) and the small heads (:func:`linear`).
+- an MLP torso with its head (:func:`mlp_forward`, :func:`mlp_backward`), and the image torsos' small
+  heads (:func:`linear`).
 
 The arithmetic is float32 without fast-math approximations of functions; sums may be taken in
 another order than torch's (``reassoc``), and the optimizer divides by √(g + ε) where torch
@@ -198,23 +199,31 @@ def linear(x, w, b):  # pragma: no cover - compiled
 
 
 @njit(**_DENSE)
-def mlp_forward(x, w1, b1, w2, b2):  # pragma: no cover - compiled
-    """The MLP torso, h1 = relu(x W1ᵀ + b1), h2 = relu(h1 W2ᵀ + b2), for a batch x [B, in]: one call where
-    numpy takes six (a µs each, whatever their size, at CartPole's batch of one)."""
+def mlp_forward(x, w1, b1, w2, b2, w3, b3):  # pragma: no cover - compiled
+    """An MLP torso and its head, h1 = relu(x W1ᵀ + b1), h2 = relu(h1 W2ᵀ + b2), y = h2 W3ᵀ + b3, for a
+    batch x [B, in]: one call where numpy takes nine (a µs each, whatever their size, at CartPole's
+    batch of one). Returns (h1, h2, y)."""
     h1 = _dense(x, w1, b1, True)
-    return h1, _dense(h1, w2, b2, True)
+    h2 = _dense(h1, w2, b2, True)
+    return h1, h2, _dense(h2, w3, b3, False)
 
 
 @njit(**_DENSE)
-def mlp_backward(x, h1, h2, dh2, w2, dw1, db1, dw2, db2):  # pragma: no cover - compiled
-    """dL/dW and dL/db of :func:`mlp_forward`'s layers, written in place, given dL/dh2."""
+def mlp_backward(x, h1, h2, dy, w2, w3, dw1, db1, dw2, db2, dw3, db3):  # pragma: no cover - compiled
+    """dL/dW and dL/db of :func:`mlp_forward`'s three layers, written in place, given dL/dy."""
     n_b = x.shape[0]
-    n_h1, n_h2 = w2.shape[1], w2.shape[0]
-    da2 = np.empty((n_b, n_h2), dtype=np.float32)
+    n_h1, n_h2, n_y = w2.shape[1], w2.shape[0], w3.shape[0]
+    da2 = np.zeros((n_b, n_h2), dtype=np.float32)
     da1 = np.zeros((n_b, n_h1), dtype=np.float32)
     for bi in range(n_b):
+        for k in range(n_y):  # dh2 = dy W3
+            d = dy[bi, k]
+            if d != 0:
+                for j in range(n_h2):
+                    da2[bi, j] += d * w3[k, j]
         for j in range(n_h2):
-            da2[bi, j] = dh2[bi, j] if h2[bi, j] > 0 else 0
+            if h2[bi, j] <= 0:
+                da2[bi, j] = 0
         for j in range(n_h2):  # dh1 = da2 W2
             a = da2[bi, j]
             if a != 0:
@@ -223,5 +232,6 @@ def mlp_backward(x, h1, h2, dh2, w2, dw1, db1, dw2, db2):  # pragma: no cover - 
         for i in range(n_h1):
             if h1[bi, i] <= 0:
                 da1[bi, i] = 0
+    _dense_weight_gradient(dy, h2, dw3, db3)
     _dense_weight_gradient(da2, h1, dw2, db2)
     _dense_weight_gradient(da1, x, dw1, db1)

@@ -350,6 +350,7 @@ class SegmentCollector:
         self.buf = torch.empty((t_max, *self.obs.shape), dtype=torch.from_numpy(self.obs).dtype)
         self._buf = self.buf.numpy()  # written through numpy; each step's network input is a row view of buf
         self._rows = [self.buf[i : i + 1] for i in range(t_max)]
+        self._numpy_rows = [self._buf[i : i + 1] for i in range(t_max)]  # for networks that take numpy (engine.fast)
         self.ep_return, self.ep_len = 0.0, 0
         self.carried_action: int | None = None
         if algo.recurrent and algo.needs_next_action:
@@ -366,15 +367,16 @@ class SegmentCollector:
         recurrent = algo.recurrent
         obs = self._begin(net)
         record = getattr(net, "record_row", None)  # a fast network keeps acting's activations (engine.fast)
+        rows = self._numpy_rows if getattr(net, "takes_numpy", False) else self._rows
         for n in range(self.t_max):
             self._buf[n] = obs
             if self.carried_action is None:
                 if record is not None:
                     record(n)
                 if recurrent:
-                    out, self.state = net(self._rows[n], self.state)
+                    out, self.state = net(rows[n], self.state)
                 else:
-                    out = net(self._rows[n])  # s_n as a batch of one
+                    out = net(rows[n])  # s_n as a batch of one
                 a = algo.act(out, frames, rng)
             else:
                 a, self.carried_action = self.carried_action, None
