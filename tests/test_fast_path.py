@@ -109,8 +109,7 @@ def test_the_fast_gradient_is_autograds(method, env_id):
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "MinAtar/Breakout-v1"])
 @pytest.mark.parametrize("method", METHODS)
 def test_activations_recorded_while_acting_give_the_same_gradient(method, env_id):
-    """The fast network acts (recording each step's activations where its torso reuses them: MinAtar's;
-    the MLP recomputes), then the learning pass reuses them:
+    """The fast network acts (recording each step's activations), then the learning pass reuses them:
     the gradient is autograd's for the same segment; the actions are those the module takes (one
     random stream each, same seed)."""
     cfg, algo, env, net, grad, target_net, exact = _learner(method, env_id)
@@ -132,12 +131,9 @@ def test_activations_recorded_while_acting_give_the_same_gradient(method, env_id
         assert seg.actions.tolist() == seg_ref.actions.tolist(), f"segment {k}: the fast net acted otherwise"
         # every state acted on in this segment is reused: all of s_0 .. s_{n-1}, but for SARSA's s_0
         # when its action was chosen at the end of the last segment (under the θ' before this sync)
-        # (the MLP recomputes its segment in one batched call by design, and records nothing)
-        if fnet.reuse:
-            missing = [i for i in range(len(seg)) if i not in fnet._rows]
-            assert missing in ([], [0]) if algo.needs_next_action else missing == [], f"segment {k}: rows {missing} recomputed"
-        else:
-            assert env_id == "CartPole-v1" and not fnet._rows, "an MLP network recorded activations"
+        assert fnet.reuse
+        missing = [i for i in range(len(seg)) if i not in fnet.kept_rows()]
+        assert missing in ([], [0]) if algo.needs_next_action else missing == [], f"segment {k}: rows {missing} recomputed"
         terminal += seg.terminal
         compute_gradient(algo, fnet, ftarget, seg, grad, 0.0, "fast")
         _assert_same(grad, _exact(algo, exact, seg, 0.0), f"{method} on {env_id}, acted segment {k}")

@@ -88,17 +88,19 @@ def _image(x: np.ndarray, channels_last: bool) -> np.ndarray:
 
 class _MLP:
     """An MLP torso (two hidden layers, ReLU) together with the head above it (Q, π's logits or V):
-    forward and backward each one compiled call (``engine.kernels``). A segment's forward pass is
-    recomputed at learning time: one call over five states costs less than stacking the activations
-    of five batch-1 calls."""
+    forward and backward each one compiled call (``engine.kernels``). Acting writes each state's
+    activations into a row of the buffers ``acts`` (x, h1, h2, y; :meth:`forward_row`), where the
+    learning pass reads them back (:meth:`rows`): no second forward pass, and nothing to stack."""
 
-    reuse = False
+    reuse = True
 
     def __init__(self, torso: nets.MLPTorso, head, grads: bool):
         l1, l2 = torso._layers
         self.w1, self.b1, self.dw1, self.db1 = _weights(l1, grads)
         self.w2, self.b2, self.dw2, self.db2 = _weights(l2, grads)
         self.w3, self.b3, self.dw3, self.db3 = _weights(head, grads)
+        self.widths = (self.w1.shape[1], self.w1.shape[0], self.w2.shape[0], self.w3.shape[0])  # x, h1, h2, y
+        self.acts = tuple(np.zeros((8, k), dtype=np.float32) for k in self.widths)  # grown to the segment's length
 
     def forward(self, x):
         """The head's output [B, out] and the activations for :meth:`backward`."""
@@ -109,10 +111,25 @@ class _MLP:
         return y, (x0, h1, h2)
 
     def outputs(self, x):
-        """The head's output alone (acting)."""
+        """The head's output alone."""
         if x.ndim != 2 or x.dtype != np.float32:
             return self.forward(x)[0]
         return kernels.mlp_forward(x, self.w1, self.b1, self.w2, self.b2, self.w3, self.b3)[2]
+
+    def forward_row(self, x, row: int):
+        """The head's output for one state x [1, ...], its activations kept in row ``row``."""
+        acts = self.acts
+        if row >= len(acts[0]):
+            rows = max(row + 1, 2 * len(acts[0]))
+            self.acts = acts = tuple(np.concatenate((a, np.zeros((rows - len(a), a.shape[1]), np.float32))) for a in acts)
+        if x.ndim != 2:
+            x = x.reshape(1, -1)
+        return kernels.mlp_forward_row(x, self.w1, self.b1, self.w2, self.b2, self.w3, self.b3, *acts, row)
+
+    def rows(self, n: int):
+        """Rows 0 .. n-1 as :meth:`forward` returns them (views of ``acts``)."""
+        x, h1, h2, y = self.acts
+        return y[:n], (x[:n], h1[:n], h2[:n])
 
     def backward(self, cache, dy):
         x0, h1, h2 = cache
@@ -237,6 +254,8 @@ class FastNetwork:
             else:
                 self.torso, self.value_torso = _MLP(module.torso, module.q, grads), None
             self.heads = ()
+            self._torsos = (self.torso,) if self.value_torso is None else (self.torso, self.value_torso)
+            self._kept: set[int] = set()  # the rows whose activations the torsos hold under this θ'
         elif self.actor_critic:
             self.torso = _torso(module.torso, grads)
             self.value_torso = None if module.value_torso is None else _torso(module.value_torso, grads)
@@ -285,8 +304,10 @@ class FastNetwork:
         return (self.heads[0](h), self.heads[1](hv)[:, 0]), _Cache(parts)
 
     def outputs(self, x: np.ndarray):
-        if self.fused and not self.actor_critic:  # θ⁻'s Q values: without the activations
-            return self.torso.outputs(x)
+        if self.fused:  # without the activations
+            if not self.actor_critic:
+                return self.torso.outputs(x)
+            return self.torso.outputs(x), self.value_torso.outputs(x)[:, 0]
         return self.forward(x)[0]
 
     #: the collector may call it with its numpy rows (``takes_numpy``): a tensor's ``.numpy()`` costs a µs a step
@@ -295,10 +316,18 @@ class FastNetwork:
     def __call__(self, x: torch.Tensor | np.ndarray):
         if type(x) is not np.ndarray:
             x = x.numpy()
-        if self.fused:  # MLP torsos: nothing to record (the learning pass recomputes)
-            if not self.actor_critic:
-                return torch.from_numpy(self.torso.outputs(x))
-            return torch.from_numpy(self.torso.outputs(x)), torch.from_numpy(self.value_torso.outputs(x)[:, 0])
+        if self.fused:  # MLP torsos: a recorded row's activations are kept in place (_MLP.forward_row)
+            row, self._row = self._row, None
+            if row is None or len(x) != 1:
+                out = self.outputs(x)
+            else:
+                self._kept.add(row)
+                if not self.actor_critic:
+                    return torch.from_numpy(self.torso.forward_row(x, row))
+                out = self.torso.forward_row(x, row), self.value_torso.forward_row(x, row)[:, 0]
+            if self.actor_critic:
+                return torch.from_numpy(out[0]), torch.from_numpy(out[1])
+            return torch.from_numpy(out)
         out, cache = self.forward(x)
         row = self._row
         if row is not None:
@@ -317,24 +346,39 @@ class FastNetwork:
         """θ' may have changed: forget the activations of the last segment."""
         self._rows.clear()
         self._row = None
+        if self.fused:
+            self._kept.clear()
 
     def record_row(self, row: int) -> None:
         """The next call, if it is at batch size 1, is for row ``row`` of the segment (s_row). None on a
         network whose torso recomputes (``reuse`` False: the MLP), so that the collector skips the call."""
         self._row = row
 
+    def kept_rows(self) -> set[int]:
+        """The segment rows whose activations under this θ' are kept for the learning pass."""
+        return set(self._kept) if self.fused else set(self._rows)
+
     def recorded(self) -> dict:
         """The activations recorded since :meth:`begin_segment`, with a copy of the states they are for
         (to hand back with :meth:`restore`)."""
+        if self.fused:
+            return {"kept": set(self._kept), "acts": [tuple(a.copy() for a in t.acts) for t in self._torsos]}
         return {i: (np.array(x), cache) for i, (x, cache) in self._rows.items()}
 
     def restore(self, recorded: dict) -> None:
+        if self.fused:
+            self._kept = set(recorded["kept"])
+            for t, acts in zip(self._torsos, recorded["acts"]):
+                t.acts = tuple(a.copy() for a in acts)
+            return
         self._rows = dict(recorded)
 
     def segment_forward(self, states: np.ndarray) -> tuple[Any, _Cache]:
         """Outputs and activations for the segment's states ``states`` (s_0 .. s_k) under this θ'
         (acting's, unchanged since :meth:`begin_segment`): rows acting recorded for these very
         observations are reused, the others computed now."""
+        if self.fused:
+            return self._fused_segment_forward(states)
         rows = self._rows
         if not rows:
             return self.forward(states)
@@ -346,6 +390,22 @@ class FastNetwork:
             caches.append(kept[1])
         cache = _Cache.stack(caches)
         return self._heads(cache), cache
+
+    def _fused_segment_forward(self, states: np.ndarray):
+        n, kept = len(states), self._kept
+        for i in range(n):
+            if i not in kept:  # a state acting did not see under this θ' (A3C's s_n, SARSA's carried s_0)
+                kept.add(i)
+                for torso in self._torsos:
+                    torso.forward_row(states[i : i + 1], i)
+        x = states.reshape(n, -1)
+        if x.dtype != np.float32 or self.torso.acts[0][:n].tobytes() != x.tobytes():  # not the states acting saw
+            kept.clear()
+            return self.forward(states)
+        parts = [(cache, y) for y, cache in (torso.rows(n) for torso in self._torsos)]
+        if not self.actor_critic:
+            return parts[0][1], _Cache(parts)
+        return (parts[0][1], parts[1][1][:, 0]), _Cache(parts)
 
     def _heads(self, cache: _Cache):
         h = cache.parts[0][1]

@@ -161,17 +161,23 @@ _DENSE = dict(cache=True, error_model="numpy", fastmath={"reassoc", "nsz", "cont
 
 
 @njit(**_DENSE)
+def _dense_vector(x, w, b, relu, y):  # pragma: no cover - compiled
+    """y = W x + b for one state x [in], W [out, in], written into y [out]; its ReLU when ``relu``
+    (a NaN passes through, as torch's ReLU lets it)."""
+    n_o, n_in = w.shape
+    for j in range(n_o):
+        s = b[j]
+        for i in range(n_in):
+            s += w[j, i] * x[i]
+        y[j] = 0 if relu and s < 0 else s
+
+
+@njit(**_DENSE)
 def _dense(x, w, b, relu):  # pragma: no cover - compiled
     """x Wᵀ + b for x [B, in], W [out, in], and its ReLU when ``relu``."""
-    n_b, n_in = x.shape
-    n_o = w.shape[0]
-    y = np.empty((n_b, n_o), dtype=np.float32)
-    for bi in range(n_b):
-        for j in range(n_o):
-            s = b[j]
-            for i in range(n_in):
-                s += w[j, i] * x[bi, i]
-            y[bi, j] = 0 if relu and s < 0 else s
+    y = np.empty((x.shape[0], w.shape[0]), dtype=np.float32)
+    for bi in range(x.shape[0]):
+        _dense_vector(x[bi], w, b, relu, y[bi])
     return y
 
 
@@ -206,6 +212,19 @@ def mlp_forward(x, w1, b1, w2, b2, w3, b3):  # pragma: no cover - compiled
     h1 = _dense(x, w1, b1, True)
     h2 = _dense(h1, w2, b2, True)
     return h1, h2, _dense(h2, w3, b3, False)
+
+
+@njit(**_DENSE)
+def mlp_forward_row(x, w1, b1, w2, b2, w3, b3, xs, h1s, h2s, ys, row):  # pragma: no cover - compiled
+    """:func:`mlp_forward` for one state x [1, in] (acting), with x, h1, h2 and y written into row ``row``
+    of ``xs``, ``h1s``, ``h2s`` and ``ys``, where the learning pass reads them back instead of computing
+    them again (C-contiguous buffers: the backward pass vectorises over them). Returns y as a new
+    [1, out] array."""
+    xs[row] = x[0]
+    _dense_vector(xs[row], w1, b1, True, h1s[row])
+    _dense_vector(h1s[row], w2, b2, True, h2s[row])
+    _dense_vector(h2s[row], w3, b3, False, ys[row])
+    return ys[row : row + 1].copy()
 
 
 @njit(**_DENSE)
