@@ -54,6 +54,25 @@ def test_sum_of_squares_and_clipping():
     assert math.isinf(clip_grad_norm_(torch.tensor([1.0, float("inf")]), 40.0))
 
 
+def test_clipping_scales_as_torchs_mul_bit_for_bit():
+    x = torch.from_numpy(np.random.default_rng(2).standard_normal(10_001).astype(np.float32))
+    factor = 40.0 / (123.456789 + 1e-6)
+    mine = x.clone()
+    kernels.scale(mine.numpy(), factor)
+    assert torch.equal(mine, x.clone().mul_(factor))
+
+
+def test_flat_optimizer_follows_the_buffers_it_is_given():
+    """The optimizer keeps the numpy views of the last (params, grad) it stepped: other buffers get theirs."""
+    state = OptimizerState.allocate("shared_rmsprop", 2, threads=1)
+    opt = FlatOptimizer(state, 0, 0.99, 0.1, 0.0)
+    a, b = torch.zeros(2), torch.zeros(2)
+    opt.step(a, torch.ones(2), 0.1)
+    opt.step(b, torch.ones(2), 0.1)
+    assert a.tolist() == pytest.approx([-0.1 / math.sqrt(0.11)] * 2)
+    assert b.tolist() != [0.0, 0.0] and b.tolist() != a.tolist()  # b stepped, with g from the first step
+
+
 def test_flat_optimizer_steps_views_of_shared_tensors_in_place():
     state = OptimizerState.allocate("shared_rmsprop", 3, threads=2)
     params = torch.zeros(3).share_memory_()
@@ -100,3 +119,10 @@ def test_a_nan_weight_reaches_the_output_as_through_torch():
     h1, h2, y = kernels.mlp_forward(np.ones((1, 4), np.float32), w1, b1, np.ones((8, 8), np.float32), b1,
                                     np.ones((2, 8), np.float32), np.zeros(2, np.float32))
     assert np.isnan(h1).all() and np.isnan(h2).all() and np.isnan(y).all()
+
+
+def test_one_blas_thread_finds_the_blas_libraries():
+    """numpy's OpenBLAS and SciPy's (which numba's np.dot calls in the MLP kernels) are set to one thread."""
+    from harness.engine.worker import one_blas_thread
+
+    assert one_blas_thread()

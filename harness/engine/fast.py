@@ -104,7 +104,7 @@ class _MLP:
 
     def forward(self, x):
         """The head's output [B, out] and the activations for :meth:`backward`."""
-        x0 = np.asarray(x, dtype=np.float32)  # no copy for float32 observations
+        x0 = np.ascontiguousarray(x, dtype=np.float32)  # no copy for float32 observations
         if x0.ndim != 2:
             x0 = x0.reshape(len(x0), -1)
         h1, h2, y = kernels.mlp_forward(x0, self.w1, self.b1, self.w2, self.b2, self.w3, self.b3)
@@ -112,7 +112,7 @@ class _MLP:
 
     def outputs(self, x):
         """The head's output alone."""
-        if x.ndim != 2 or x.dtype != np.float32:
+        if x.ndim != 2 or x.dtype != np.float32 or not x.flags.c_contiguous:
             return self.forward(x)[0]
         return kernels.mlp_forward(x, self.w1, self.b1, self.w2, self.b2, self.w3, self.b3)[2]
 

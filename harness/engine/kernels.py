@@ -7,7 +7,7 @@ small. Compiled here:
   ``addcmul_``, ``add``, ``rsqrt_``, ``addcmul_``); :func:`rmsprop_step` is one loop that reads Δθ, g
   and θ once and writes g and θ once: 40 against 112 µs on MinAtar's network (132k parameters),
   in-process on the 2-vCPU EPYC guest (docs/BENCHMARKS.md). Every gradient path uses it;
-- the gradient's norm for clipping (:func:`sum_of_squares`);
+- the gradient's norm for clipping (:func:`sum_of_squares`), and the clipping (:func:`scale`);
 - MinAtar's convolution (:func:`conv3x3_relu_forward`, :func:`conv3x3_backward`), from the grid's
   non-zero cells (:func:`_taps`);
 - an MLP torso with its head (:func:`mlp_forward`, :func:`mlp_backward`), and the image torsos' small
@@ -63,6 +63,14 @@ def sum_of_squares(x):  # pragma: no cover - compiled
         v = np.float64(x[i])
         s += v * v
     return s
+
+
+@njit(cache=True, error_model="numpy")
+def scale(x, factor):  # pragma: no cover - compiled
+    """x ← x · factor in place, factor rounded to float32 once (as torch's ``mul_`` by a Python float)."""
+    f = float32(factor)
+    for i in range(x.size):
+        x[i] *= f
 
 
 @njit(cache=True)
@@ -182,20 +190,34 @@ def _dense(x, w, b, relu):  # pragma: no cover - compiled
 
 
 @njit(**_DENSE)
-def _dense_weight_gradient(da, x, dw, db):  # pragma: no cover - compiled
-    """dW = Σ_b da_bᵀ x_b and db = Σ_b da_b, written in place, row by row (the inner loop runs along
-    contiguous memory, and skips the rows a ReLU zeroed)."""
-    dw[:] = 0
-    db[:] = 0
-    n_b, n_o = da.shape
-    n_in = x.shape[1]
-    for bi in range(n_b):
-        for j in range(n_o):
-            a = da[bi, j]
-            db[j] += a
-            if a != 0:
-                for i in range(n_in):
-                    dw[j, i] += a * x[bi, i]
+def _weight_gradient(da, x, dw, db):  # pragma: no cover - compiled
+    """dW = daᵀ x (BLAS) and db = Σ_b da_b, written in place."""
+    np.dot(da.T, x, dw)
+    for j in range(db.size):
+        s = float32(0)
+        for bi in range(da.shape[0]):
+            s += da[bi, j]
+        db[j] = s
+
+
+@njit(**_DENSE)
+def _dense_batch(x, w, b, relu):  # pragma: no cover - compiled
+    """x Wᵀ + b (BLAS) for a batch x [B, in], and its ReLU when ``relu`` (a NaN passes)."""
+    y = np.dot(x, w.T)
+    for bi in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            v = y[bi, j] + b[j]
+            y[bi, j] = 0 if relu and v < 0 else v
+    return y
+
+
+@njit(**_DENSE)
+def _relu_backward(d, h):  # pragma: no cover - compiled
+    """d ← 0 where the ReLU's output h is ≤ 0, in place (a select, not a branch: which units are off
+    changes from state to state, and a mispredicted branch per unit cost more than the product)."""
+    for bi in range(d.shape[0]):
+        for j in range(d.shape[1]):
+            d[bi, j] = 0 if h[bi, j] <= 0 else d[bi, j]
 
 
 @njit(**_DENSE)
@@ -207,11 +229,11 @@ def linear(x, w, b):  # pragma: no cover - compiled
 @njit(**_DENSE)
 def mlp_forward(x, w1, b1, w2, b2, w3, b3):  # pragma: no cover - compiled
     """An MLP torso and its head, h1 = relu(x W1ᵀ + b1), h2 = relu(h1 W2ᵀ + b2), y = h2 W3ᵀ + b3, for a
-    batch x [B, in]: one call where numpy takes nine (a µs each, whatever their size, at CartPole's
-    batch of one). Returns (h1, h2, y)."""
-    h1 = _dense(x, w1, b1, True)
-    h2 = _dense(h1, w2, b2, True)
-    return h1, h2, _dense(h2, w3, b3, False)
+    batch x [B, in] (C-contiguous): one call where numpy takes nine (a µs each, whatever their size).
+    The products are BLAS's (numba's ``np.dot``). Returns (h1, h2, y)."""
+    h1 = _dense_batch(x, w1, b1, True)
+    h2 = _dense_batch(h1, w2, b2, True)
+    return h1, h2, _dense_batch(h2, w3, b3, False)
 
 
 @njit(**_DENSE)
@@ -229,28 +251,13 @@ def mlp_forward_row(x, w1, b1, w2, b2, w3, b3, xs, h1s, h2s, ys, row):  # pragma
 
 @njit(**_DENSE)
 def mlp_backward(x, h1, h2, dy, w2, w3, dw1, db1, dw2, db2, dw3, db3):  # pragma: no cover - compiled
-    """dL/dW and dL/db of :func:`mlp_forward`'s three layers, written in place, given dL/dy."""
-    n_b = x.shape[0]
-    n_h1, n_h2, n_y = w2.shape[1], w2.shape[0], w3.shape[0]
-    da2 = np.zeros((n_b, n_h2), dtype=np.float32)
-    da1 = np.zeros((n_b, n_h1), dtype=np.float32)
-    for bi in range(n_b):
-        for k in range(n_y):  # dh2 = dy W3
-            d = dy[bi, k]
-            if d != 0:
-                for j in range(n_h2):
-                    da2[bi, j] += d * w3[k, j]
-        for j in range(n_h2):
-            if h2[bi, j] <= 0:
-                da2[bi, j] = 0
-        for j in range(n_h2):  # dh1 = da2 W2
-            a = da2[bi, j]
-            if a != 0:
-                for i in range(n_h1):
-                    da1[bi, i] += a * w2[j, i]
-        for i in range(n_h1):
-            if h1[bi, i] <= 0:
-                da1[bi, i] = 0
-    _dense_weight_gradient(dy, h2, dw3, db3)
-    _dense_weight_gradient(da2, h1, dw2, db2)
-    _dense_weight_gradient(da1, x, dw1, db1)
+    """dL/dW and dL/db of :func:`mlp_forward`'s three layers, written in place, given dL/dy: six BLAS
+    products (on a segment of 5 states a third of the time of loops that skipped the units a ReLU
+    turned off, whose branches mispredict as the states change)."""
+    da2 = np.dot(dy, w3)  # dL/dh2
+    _relu_backward(da2, h2)
+    da1 = np.dot(da2, w2)  # dL/dh1
+    _relu_backward(da1, h1)
+    _weight_gradient(dy, h2, dw3, db3)
+    _weight_gradient(da2, h1, dw2, db2)
+    _weight_gradient(da1, x, dw1, db1)

@@ -52,9 +52,10 @@ def attach_flat_grad(module: nn.Module) -> torch.Tensor:
 def clip_grad_norm_(flat_grad: torch.Tensor, max_norm: float) -> float:
     """Global-norm clipping of the whole gradient; returns the norm before clipping (one compiled pass,
     ``engine.kernels``; a second only when it clips)."""
-    norm = math.sqrt(kernels.sum_of_squares(flat_grad.numpy()))
+    g = flat_grad.numpy()
+    norm = math.sqrt(kernels.sum_of_squares(g))
     if max_norm > 0 and norm > max_norm:
-        flat_grad.mul_(max_norm / (norm + 1e-6))
+        kernels.scale(g, max_norm / (norm + 1e-6))  # torch's mul_ took 5 µs more, on CartPole's MLP
     return norm
 
 
@@ -95,9 +96,14 @@ class FlatOptimizer:
         self.alpha = float(momentum if state.kind == "momentum_sgd" else alpha)
         self.eps = float(eps)
         self._stat = state.stats[0 if state.kind == "shared_rmsprop" else worker].numpy()  # a view of the shared row
+        self._views: tuple = (None, None, None, None)  # (params, grad) and their numpy views, from the last step
 
     def step(self, params: torch.Tensor, grad: torch.Tensor, lr: float) -> None:
+        p, g, p_np, g_np = self._views
+        if params is not p or grad is not g:  # a worker passes the same two buffers every time: .numpy() once
+            p_np, g_np = params.numpy(), grad.numpy()
+            self._views = (params, grad, p_np, g_np)
         if self.kind == "momentum_sgd":
-            kernels.momentum_step(params.numpy(), grad.numpy(), self._stat, self.alpha, float(lr))
+            kernels.momentum_step(p_np, g_np, self._stat, self.alpha, float(lr))
         else:
-            kernels.rmsprop_step(params.numpy(), grad.numpy(), self._stat, self.alpha, self.eps, float(lr))
+            kernels.rmsprop_step(p_np, g_np, self._stat, self.alpha, self.eps, float(lr))

@@ -136,17 +136,19 @@ def worker_main(rank: int, config: dict, shared: SharedState, body=None) -> None
 
 
 def one_blas_thread() -> bool:
-    """One thread for numpy's BLAS in this process (the fast path's matrix products): a worker is one
-    core's work, and OpenBLAS would start as many threads as the machine has cores. The ``harness``
+    """One thread for numpy's BLAS and SciPy's (numba's ``np.dot`` in ``engine.kernels`` calls it) in this
+    process (the fast path's matrix products): a worker is one core's work, and OpenBLAS would start
+    as many threads as the machine has cores. The ``harness``
     command sets ``OPENBLAS_NUM_THREADS=1`` before numpy loads; a process that loaded numpy earlier
     (a notebook, a forked worker of one) is set here through OpenBLAS's own call, as threadpoolctl
     does. Returns whether a BLAS was found and set."""
     import glob
 
-    libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*")
-    for path in glob.glob(libs):
+    found = False
+    site = os.path.join(os.path.dirname(np.__file__), os.pardir)
+    for path in glob.glob(os.path.join(site, "numpy.libs", "*openblas*")) + glob.glob(os.path.join(site, "scipy.libs", "*openblas*")):
         try:
-            lib = ctypes.CDLL(path)  # already loaded by numpy: the same library, not a second copy
+            lib = ctypes.CDLL(path)  # the library numpy (or later numba, for SciPy's) loads: one copy
         except OSError:
             continue
         for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
@@ -154,8 +156,9 @@ def one_blas_thread() -> bool:
             fn = getattr(lib, name, None)
             if fn is not None:
                 fn(1)
-                return True
-    return False
+                found = True
+                break
+    return found
 
 
 def send(shared: SharedState, message: tuple) -> None:
@@ -359,15 +362,16 @@ class SegmentCollector:
 
     def collect(self, net, frames: int, rng) -> tuple[Segment, list[tuple[float, int]]]:
         """One segment and the (raw return, length) of every episode that ended in it."""
+        if getattr(net, "takes_numpy", False):  # a fast network (engine.fast): no autograd to turn off
+            return self._collect(net, frames, rng, self._numpy_rows)
         with torch.no_grad():  # acting builds no graph (entered once a segment: it costs microseconds)
-            return self._collect(net, frames, rng)
+            return self._collect(net, frames, rng, self._rows)
 
-    def _collect(self, net, frames: int, rng) -> tuple[Segment, list[tuple[float, int]]]:
+    def _collect(self, net, frames: int, rng, rows) -> tuple[Segment, list[tuple[float, int]]]:
         algo = self.algo
         recurrent = algo.recurrent
         obs = self._begin(net)
         record = getattr(net, "record_row", None)  # a fast network keeps acting's activations (engine.fast)
-        rows = self._numpy_rows if getattr(net, "takes_numpy", False) else self._rows
         for n in range(self.t_max):
             self._buf[n] = obs
             if self.carried_action is None:
