@@ -26,6 +26,7 @@ frames/s do not; ``--compare BASELINE.json`` gates on them (a baseline without a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import time
@@ -152,6 +153,9 @@ def measure_components(cfg: RunConfig, seconds: float) -> dict[str, float]:
     while len(segments) < 8:
         seg, _ = collector.collect(net, 0, rng)
         if len(seg) == t_max:  # with the activations acting recorded (the fast path), as a worker has them
+            # its own copy of the states: seg.obs views the collector's buffer, which the next segment
+            # overwrites, and a fast network reuses recorded activations only for the states it saw
+            seg = dataclasses.replace(seg, obs=seg.obs.clone(), next_obs=seg.next_obs.clone())
             segments.append((seg, net.recorded() if net is not module else None))
     shared = flat.clone()
 

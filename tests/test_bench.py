@@ -223,3 +223,37 @@ def test_a_baseline_with_nothing_to_compare_fails_the_gate(tmp_path):
     res = CliRunner().invoke(cli, ["bench", "--algo", "one_step_q", "--env", "CartPole-v1", "--threads", "1",
                                    "--seconds", "0.3", "--out", str(tmp_path / "cur.json"), "--compare", str(base)])
     assert res.exit_code == 1 and "nothing was gated" in res.output
+
+
+def test_the_learning_measurement_reuses_the_activations_acting_recorded(monkeypatch):
+    """The bench's learning pass (c) runs on segments whose acting activations a fast network kept, as a
+    worker's does: for A3C only s_n is forwarded at learning time, one row a segment (the states are
+    the bench's own copies; views of the collector's buffer were overwritten by later segments, and
+    every row was then computed again)."""
+    import harness.bench as bench
+    from harness.engine import fast
+    from harness.config import make_run_config
+
+    calls = {"learn": 0, "rows": 0}
+    inside = {"on": False}
+    forward, gradient = fast.FastNetwork.forward, bench.compute_gradient
+
+    def counting_forward(self, x):
+        if inside["on"]:
+            calls["rows"] += len(x)
+        return forward(self, x)
+
+    def counting_gradient(*args, **kwargs):
+        inside["on"] = True
+        calls["learn"] += 1
+        try:
+            return gradient(*args, **kwargs)
+        finally:
+            inside["on"] = False
+
+    monkeypatch.setattr(fast.FastNetwork, "forward", counting_forward)
+    monkeypatch.setattr(bench, "compute_gradient", counting_gradient)
+    cfg = make_run_config(algorithm="a3c", env="MinAtar/Breakout-v1", threads=1, frames=1000,
+                          env_modules=("minatar.gym:register_envs",))
+    bench.measure_components(cfg, 0.2)
+    assert calls["learn"] > 0 and calls["rows"] == calls["learn"], calls
