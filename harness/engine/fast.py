@@ -8,13 +8,15 @@ that acting already did (θ' does not change within a segment, so the activation
 The fast path removes both costs without changing what is computed:
 
 - :class:`FastNetwork` stands in for a built-in network (``QNetwork`` or ``ActorCriticNetwork`` over
-  the MLP, MinAtar or Mnih 2013 torso). It is called like the module and answers with torch tensors
-  (zero-copy views of numpy results), so the collector and ``algo.act`` are unchanged. Its weights
+  the MLP, MinAtar or Mnih 2013 torso). It is called like the module (or with the collector's numpy
+  rows, ``takes_numpy``) and answers with torch tensors (zero-copy views of numpy results), so
+  ``algo.act`` is unchanged. Its weights
   are zero-copy numpy views of the same flat buffers the module's parameters live in (θ', or the
   shared θ⁻), so syncing θ' ← θ needs nothing more.
 - The collector tells it which row of the segment a batch-1 call is for (:meth:`record_row`); it keeps
-  that call's activations, and the learning pass reuses them for s_0 .. s_{n-1} (and s_n when acting
-  already saw it under θ', SARSA's next action). Rows acting did not see are computed at learning time.
+  that call's activations (the MLP in rows of buffers it keeps, the image torsos per call), and the
+  learning pass reuses them for s_0 .. s_{n-1} (and s_n when acting already saw it under θ', SARSA's
+  next action). Rows acting did not see are computed at learning time.
 - The algorithm gives the gradient of its loss with respect to the network's outputs
   (``Algorithm.loss_gradient``, written beside ``loss`` and pinned to autograd of ``loss`` by tests); the
   network's backward pass, written by hand here, turns it into the gradient of every parameter,
@@ -351,7 +353,7 @@ class FastNetwork:
 
     def record_row(self, row: int) -> None:
         """The next call, if it is at batch size 1, is for row ``row`` of the segment (s_row). None on a
-        network whose torso recomputes (``reuse`` False: the MLP), so that the collector skips the call."""
+        network whose torsos recompute (``reuse`` False), so that the collector skips the call."""
         self._row = row
 
     def kept_rows(self) -> set[int]:
