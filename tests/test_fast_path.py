@@ -131,7 +131,6 @@ def test_activations_recorded_while_acting_give_the_same_gradient(method, env_id
         assert seg.actions.tolist() == seg_ref.actions.tolist(), f"segment {k}: the fast net acted otherwise"
         # every state acted on in this segment is reused: all of s_0 .. s_{n-1}, but for SARSA's s_0
         # when its action was chosen at the end of the last segment (under the θ' before this sync)
-        assert fnet.reuse
         missing = [i for i in range(len(seg)) if i not in fnet.kept_rows()]
         assert missing in ([], [0]) if algo.needs_next_action else missing == [], f"segment {k}: rows {missing} recomputed"
         terminal += seg.terminal

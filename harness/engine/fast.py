@@ -94,8 +94,6 @@ class _MLP:
     activations into a row of the buffers ``acts`` (x, h1, h2, y; :meth:`forward_row`), where the
     learning pass reads them back (:meth:`rows`): no second forward pass, and nothing to stack."""
 
-    reuse = True
-
     def __init__(self, torso: nets.MLPTorso, head, grads: bool):
         l1, l2 = torso._layers
         self.w1, self.b1, self.dw1, self.db1 = _weights(l1, grads)
@@ -144,8 +142,6 @@ class _SmallImage:
     scatters each non-zero cell of the grid into the outputs it lies under, in torch's flatten order,
     and its backward pass gathers the same way."""
 
-    reuse = True  # the learning pass reuses acting's activations (``FastNetwork.record_row``)
-
     def __init__(self, torso: nets.SmallImageTorso, grads: bool):
         self.channels_last = torso.channels_last
         conv, fc = torso._layers
@@ -172,8 +168,6 @@ class _AtariTorch:
     which are faster at 84x84 than an im2col in numpy, with the backward pass written by hand from the
     saved activations (``aten.convolution_backward``, matrix products into the gradient views): no
     autograd graph, no second forward pass. Activations are kept as numpy views of the tensors."""
-
-    reuse = True
 
     def __init__(self, torso: nets.AtariTorso, grads: bool):
         self.channels_last = torso.channels_last
@@ -267,9 +261,6 @@ class FastNetwork:
             self.heads = (_Linear(module.q, grads),)
         self._rows: dict[int, tuple[np.ndarray, _Cache]] = {}  # segment row -> (the state, its activations)
         self._row: int | None = None
-        self.reuse = self.torso.reuse and (self.value_torso is None or self.value_torso.reuse)
-        if not self.reuse:  # the learning pass recomputes its forward pass: the collector records nothing
-            self.record_row = None
 
     @classmethod
     def of(cls, module, grads: bool = True) -> FastNetwork | None:
@@ -352,8 +343,7 @@ class FastNetwork:
             self._kept.clear()
 
     def record_row(self, row: int) -> None:
-        """The next call, if it is at batch size 1, is for row ``row`` of the segment (s_row). None on a
-        network whose torsos recompute (``reuse`` False), so that the collector skips the call."""
+        """The next call, if it is at batch size 1, is for row ``row`` of the segment (s_row)."""
         self._row = row
 
     def kept_rows(self) -> set[int]:

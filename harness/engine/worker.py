@@ -362,7 +362,7 @@ class SegmentCollector:
 
     def collect(self, net, frames: int, rng) -> tuple[Segment, list[tuple[float, int]]]:
         """One segment and the (raw return, length) of every episode that ended in it."""
-        if getattr(net, "takes_numpy", False):  # a fast network (engine.fast): no autograd to turn off
+        if getattr(type(net), "takes_numpy", False):  # a fast network (engine.fast): no autograd to turn off
             return self._collect(net, frames, rng, self._numpy_rows)
         with torch.no_grad():  # acting builds no graph (entered once a segment: it costs microseconds)
             return self._collect(net, frames, rng, self._rows)
