@@ -138,15 +138,16 @@ def worker_main(rank: int, config: dict, shared: SharedState, body=None) -> None
 def one_blas_thread() -> bool:
     """One thread for numpy's BLAS and SciPy's (numba's ``np.dot`` in ``engine.kernels`` calls it) in this
     process (the fast path's matrix products): a worker is one core's work, and OpenBLAS would start
-    as many threads as the machine has cores. The ``harness``
-    command sets ``OPENBLAS_NUM_THREADS=1`` before numpy loads; a process that loaded numpy earlier
-    (a notebook, a forked worker of one) is set here through OpenBLAS's own call, as threadpoolctl
-    does. Returns whether a BLAS was found and set."""
+    as many threads as the machine has cores. The ``harness`` command sets ``OPENBLAS_NUM_THREADS=1``
+    before numpy loads; a process that loaded numpy earlier (a notebook, a forked worker of one) is
+    set here through OpenBLAS's own call, as threadpoolctl does. Returns whether a BLAS was found and
+    set."""
     import glob
 
     found = False
     site = os.path.join(os.path.dirname(np.__file__), os.pardir)
-    for path in glob.glob(os.path.join(site, "numpy.libs", "*openblas*")) + glob.glob(os.path.join(site, "scipy.libs", "*openblas*")):
+    paths = [p for libs in ("numpy.libs", "scipy.libs") for p in glob.glob(os.path.join(site, libs, "*openblas*"))]
+    for path in paths:
         try:
             lib = ctypes.CDLL(path)  # the library numpy (or later numba, for SciPy's) loads: one copy
         except OSError:
