@@ -46,6 +46,8 @@ class A3C(Algorithm):
     def build_network(self, obs_space, n_actions):
         return ActorCriticNetwork(obs_space, n_actions)
 
+    act_takes_numpy = True  # act reads the logits through tolist(), a tensor's or an array's
+
     def act(self, out, frames, rng: np.random.Generator) -> int:
         logits, _ = out
         z = logits[0].tolist()  # Python floats: a few actions, every step (a torch softmax costs µs)
@@ -81,7 +83,7 @@ class A3C(Algorithm):
         log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         probs = np.exp(log_probs)
         entropy = -(probs * log_probs).sum(axis=1)
-        i, a = np.arange(n), seg.actions.numpy()
+        i, a = np.arange(n), seg.numpy().actions
         advantage = R - values[:n]
         loss = (-(log_probs[i, a] * advantage).sum() - beta * entropy.sum()
                 + c_v * (advantage * advantage).sum())

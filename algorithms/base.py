@@ -32,12 +32,22 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
 from numba import njit
 from torch import nn
+
+
+class SegmentArrays(NamedTuple):
+    """A segment as numpy arrays (``Segment.numpy``), for ``loss_gradient``: views of the segment's own
+    memory where they can be."""
+
+    obs: np.ndarray  # [n, *obs_shape]: s_0 .. s_{n-1}
+    actions: np.ndarray  # [n] int64
+    rewards: np.ndarray  # [n] float32
+    states: np.ndarray  # [n + 1, *obs_shape]: s_0 .. s_n (``successors`` is states[1:])
 
 
 @dataclass
@@ -51,6 +61,9 @@ class Segment:
     terminal: bool  # s_n is terminal: bootstrap with 0
     next_action: int | None = None  # action chosen in s_n (only for algorithms with needs_next_action)
     state: Any = None  # recurrent algorithms: the network state s_0's step was taken from (detached)
+    #: the arrays :meth:`numpy` returns, made on first use (the engine's collector gives them, as views
+    #: of its buffer; not an argument, so ``dataclasses.replace`` never carries stale ones over)
+    arrays: SegmentArrays | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
@@ -60,9 +73,13 @@ class Segment:
         """s_1 .. s_n: the state after each transition, [n, *obs_shape]."""
         return torch.cat([self.obs[1:], self.next_obs], dim=0)
 
-    def numpy_successors(self) -> np.ndarray:
-        """:attr:`successors` as a numpy array (for ``loss_gradient``; a µs where ``torch.cat`` costs five)."""
-        return np.concatenate((self.obs.numpy()[1:], self.next_obs.numpy()))
+    def numpy(self) -> SegmentArrays:
+        """The segment as numpy arrays (for ``loss_gradient``): each ``.numpy()`` of a tensor costs a µs."""
+        if self.arrays is None:
+            obs = self.obs.numpy()
+            self.arrays = SegmentArrays(obs, self.actions.numpy(), self.rewards.numpy(),
+                                        np.concatenate((obs, self.next_obs.numpy())))
+        return self.arrays
 
 
 @dataclass
@@ -88,6 +105,10 @@ class Algorithm:
     default_lr: ClassVar[dict[str, float]] = {"image": 7e-4, "vector": 1e-3}
     #: hyperparameter defaults that differ for vector observations (short runs on small tasks)
     vector_defaults: ClassVar[dict[str, Any]] = {}
+    #: ``act`` and ``act_eval`` accept the network's outputs as numpy arrays as well as tensors, in the
+    #: same layout: on the fast path the engine then hands ``act`` numpy arrays (a tensor made and
+    #: read back costs about a µs a step); others always get tensors
+    act_takes_numpy: ClassVar[bool] = False
 
     def __init__(self, hp: Any | None = None):
         self.hp = hp if hp is not None else self.Hyperparameters()
@@ -161,8 +182,9 @@ def forward(algo: Algorithm, net: nn.Module, x: torch.Tensor, state: Any = None)
     return net(x, algo.initial_state(net, x.shape[0]) if state is None else state)
 
 
-def epsilon_greedy(q: torch.Tensor, epsilon: float, rng: np.random.Generator) -> int:
-    """q: [1, n_actions]. With probability ε a uniformly random action, else argmax_a Q(s, a).
+def epsilon_greedy(q: torch.Tensor | np.ndarray, epsilon: float, rng: np.random.Generator) -> int:
+    """q: [1, n_actions] (a tensor or a numpy array). With probability ε a uniformly random action,
+    else argmax_a Q(s, a).
 
     One uniform draw u decides both: explore when u < ε, and then take action ⌊n u/ε⌋, since u/ε is
     uniform on [0, 1) given u < ε (a second draw, ``rng.integers``, costs a µs a step)."""
@@ -170,7 +192,9 @@ def epsilon_greedy(q: torch.Tensor, epsilon: float, rng: np.random.Generator) ->
     if u < epsilon:
         n = q.shape[-1]
         return min(int(u / epsilon * n), n - 1)  # the min: u/ε rounded up to 1.0
-    return int((q.detach() if q.requires_grad else q).numpy().argmax())  # numpy's argmax: a µs less than torch's
+    if type(q) is not np.ndarray:
+        q = (q.detach() if q.requires_grad else q).numpy()  # numpy's argmax: a µs less than torch's
+    return int(q.argmax())
 
 
 def linear_epsilon(frames: int, final: float, anneal_frames: int) -> float:
@@ -242,6 +266,7 @@ class EpsilonGreedyMixin:
 
     hp: EpsilonHyperparameters
     final_epsilon: float = 0.1
+    act_takes_numpy = True  # epsilon_greedy reads a tensor or an array
 
     def draw_final_epsilon(self, rng: np.random.Generator) -> float:
         """``rng.choice(final_epsilons, p=probs / probs.sum())``, the same single uniform draw and the same

@@ -51,6 +51,7 @@ class NStepQ(EpsilonGreedyMixin, Algorithm):
 
     def loss_gradient(self, q, target, seg: Segment):
         """``loss`` and ∂loss/∂Q(s_i, ·; θ') for the fast path: −2 (R_i − Q(s_i, a_i; θ')) at a_i."""
-        bootstrap = 0.0 if seg.terminal else float(target(seg.next_obs.numpy()).max())  # max_a Q(s_t, a; θ⁻)
-        R = np.asarray(discounted_returns(seg.rewards.tolist(), bootstrap, self.hp.gamma), dtype=np.float32)
-        return squared_error_gradient(q, seg.actions.numpy(), R)
+        s = seg.numpy()
+        bootstrap = 0.0 if seg.terminal else float(target(s.states[-1:]).max())  # max_a Q(s_t, a; θ⁻)
+        R = np.asarray(discounted_returns(s.rewards.tolist(), bootstrap, self.hp.gamma), dtype=np.float32)
+        return squared_error_gradient(q, s.actions, R)

@@ -57,9 +57,9 @@ class OneStepQ(EpsilonGreedyMixin, Algorithm):
 
     def loss_gradient(self, q, target, seg: Segment):
         """``loss`` and ∂loss/∂Q(s_i, ·; θ) for the fast path: −2 (y_i − Q(s_i, a_i; θ)) at a_i."""
-        q_next = target(seg.numpy_successors()).max(axis=1)  # max_a' Q(s_{i+1}, a'; θ⁻)
-        not_terminal = np.ones_like(q_next)
+        s = seg.numpy()
+        q_next = target(s.states[1:]).max(axis=1)  # max_a' Q(s_{i+1}, a'; θ⁻)
+        y = s.rewards + self.hp.gamma * q_next
         if seg.terminal:
-            not_terminal[-1] = 0.0
-        y = seg.rewards.numpy() + self.hp.gamma * not_terminal * q_next
-        return squared_error_gradient(q, seg.actions.numpy(), y)
+            y[-1] = s.rewards[-1]  # only the last transition can be terminal: y = r
+        return squared_error_gradient(q, s.actions, y)

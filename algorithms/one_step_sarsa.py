@@ -56,12 +56,11 @@ class OneStepSarsa(EpsilonGreedyMixin, Algorithm):
 
     def loss_gradient(self, q, target, seg: Segment):
         """``loss`` and ∂loss/∂Q(s_i, ·; θ) for the fast path: −2 (y_i − Q(s_i, a_i; θ)) at a_i."""
-        actions = seg.actions.numpy()
+        s = seg.numpy()
         next_action = seg.next_action if seg.next_action is not None else 0  # unused if terminal
-        a_next = np.append(actions[1:], next_action)
-        q_next = target(seg.numpy_successors())[np.arange(len(actions)), a_next]  # Q(s_{i+1}, a_{i+1}; θ⁻)
-        not_terminal = np.ones_like(q_next)
+        a_next = np.append(s.actions[1:], next_action)
+        q_next = target(s.states[1:])[np.arange(len(a_next)), a_next]  # Q(s_{i+1}, a_{i+1}; θ⁻)
+        y = s.rewards + self.hp.gamma * q_next
         if seg.terminal:
-            not_terminal[-1] = 0.0
-        y = seg.rewards.numpy() + self.hp.gamma * not_terminal * q_next
-        return squared_error_gradient(q, actions, y)
+            y[-1] = s.rewards[-1]  # only the last transition can be terminal: y = r
+        return squared_error_gradient(q, s.actions, y)

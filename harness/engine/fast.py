@@ -305,31 +305,35 @@ class FastNetwork:
 
     #: the collector may call it with its numpy rows (``takes_numpy``): a tensor's ``.numpy()`` costs a µs a step
     takes_numpy = True
+    #: answer a numpy input with numpy outputs (set by :func:`fast_learner` for an algorithm whose ``act``
+    #: takes them, ``Algorithm.act_takes_numpy``); tensors otherwise, as the module answers
+    numpy_outputs = False
 
     def __call__(self, x: torch.Tensor | np.ndarray):
-        if type(x) is not np.ndarray:
-            x = x.numpy()
-        if self.fused:  # MLP torsos: a recorded row's activations are kept in place (_MLP.forward_row)
-            row, self._row = self._row, None
-            if row is None or len(x) != 1:
-                out = self.outputs(x)
-            else:
-                self._kept.add(row)
-                if not self.actor_critic:
-                    return torch.from_numpy(self.torso.forward_row(x, row))
-                out = self.torso.forward_row(x, row), self.value_torso.forward_row(x, row)[:, 0]
-            if self.actor_critic:
-                return torch.from_numpy(out[0]), torch.from_numpy(out[1])
-            return torch.from_numpy(out)
-        out, cache = self.forward(x)
-        row = self._row
-        if row is not None:
-            if len(x) == 1:
-                self._rows[row] = (x, cache)
-            self._row = None
+        if type(x) is np.ndarray:
+            out = self._call(x)
+            if self.numpy_outputs:
+                return out
+        else:
+            out = self._call(x.numpy())
         if self.actor_critic:
             return torch.from_numpy(out[0]), torch.from_numpy(out[1])
         return torch.from_numpy(out)
+
+    def _call(self, x: np.ndarray):
+        """The outputs for ``x`` in numpy; a recorded row's activations are kept (:meth:`record_row`)."""
+        row, self._row = self._row, None
+        if self.fused:  # MLP torsos: a recorded row's activations are kept in place (_MLP.forward_row)
+            if row is None or len(x) != 1:
+                return self.outputs(x)
+            self._kept.add(row)
+            if not self.actor_critic:
+                return self.torso.forward_row(x, row)
+            return self.torso.forward_row(x, row), self.value_torso.forward_row(x, row)[:, 0]
+        out, cache = self.forward(x)
+        if row is not None and len(x) == 1:
+            self._rows[row] = (x, cache)
+        return out
 
     def __getattr__(self, name):  # anything else (parameters(), training, ...) is the module's
         return getattr(self.module, name)
@@ -458,6 +462,7 @@ def fast_learner(algo, net, target_net, enabled: bool = True):
     fnet = FastNetwork.of(net, grads=True)
     if fnet is None:
         return None, None
+    fnet.numpy_outputs = bool(getattr(algo, "act_takes_numpy", False))
     ftarget = None
     if target_net is not None:
         ftarget = FastNetwork.of(target_net, grads=False)
@@ -471,8 +476,7 @@ def fast_gradient(pairs: list, fnet: FastNetwork, ftarget: FastNetwork | None) -
     loss value. ``pairs``: ``(algo, segment)``, all taken at the same θ'. One segment reuses the
     activations acting recorded; several are forwarded as one batch."""
     target = None if ftarget is None else ftarget.outputs
-    inputs = [np.concatenate((s.obs.numpy(), s.next_obs.numpy())) if a.loss_needs_next_output else s.obs.numpy()
-              for a, s in pairs]
+    inputs = [s.numpy().states if a.loss_needs_next_output else s.numpy().obs for a, s in pairs]
     if len(pairs) == 1:  # one actor-learner's segment: acting's activations, and no mean to take
         algo, seg = pairs[0]
         out, cache = fnet.segment_forward(inputs[0])

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from algorithms.base import Segment
+from algorithms.base import Segment, SegmentArrays
 from harness.engine.fast import FastNetwork, fast_gradient, fast_learner
 from harness.engine.shared import clip_grad_norm_
 
@@ -351,10 +351,11 @@ class SegmentCollector:
         self.obs = env.reset(seed=seed)
         if rng is not None:
             algo.start_episode(rng)
-        self.buf = torch.empty((t_max, *self.obs.shape), dtype=torch.from_numpy(self.obs).dtype)
-        self._buf = self.buf.numpy()  # written through numpy; each step's network input is a row view of buf
-        self._rows = [self.buf[i : i + 1] for i in range(t_max)]
-        self._numpy_rows = [self._buf[i : i + 1] for i in range(t_max)]  # for networks that take numpy (engine.fast)
+        # s_0 .. s_n of the segment, written through numpy; each step's network input is a row view of buf
+        self.buf = torch.empty((t_max + 1, *self.obs.shape), dtype=torch.from_numpy(self.obs).dtype)
+        self._buf = self.buf.numpy()
+        self._rows = [self.buf[i : i + 1] for i in range(t_max + 1)]
+        self._numpy_rows = [self._buf[i : i + 1] for i in range(t_max + 1)]  # for networks that take numpy (engine.fast)
         self.ep_return, self.ep_len = 0.0, 0
         self.carried_action: int | None = None
         if algo.recurrent and algo.needs_next_action:
@@ -430,19 +431,24 @@ class SegmentCollector:
     def _end(self, net, frames: int, rng) -> tuple[Segment, list[tuple[float, int]]]:
         algo, terminal, over = self.algo, self._terminal, self._over
         n = len(self._actions)
+        self._buf[n] = self._next_state  # s_n follows s_0 .. s_{n-1} in the buffer
+        actions = np.array(self._actions, dtype=np.int64)
+        rewards = np.array(self._rewards, dtype=np.float32)
         seg = Segment(
             obs=self.buf[:n],
-            actions=torch.from_numpy(np.array(self._actions, dtype=np.int64)),  # a µs or two less than torch.tensor
-            rewards=torch.from_numpy(np.array(self._rewards, dtype=np.float32)),
-            next_obs=torch.from_numpy(np.array(self._next_state)).unsqueeze(0),
+            actions=torch.from_numpy(actions),  # a µs or two less than torch.tensor
+            rewards=torch.from_numpy(rewards),
+            next_obs=self._rows[n],
             terminal=terminal,
             state=self._state0,
         )
+        seg.arrays = SegmentArrays(self._buf[:n], actions, rewards, self._buf[: n + 1])  # views, no copies
         if algo.needs_next_action and not terminal:
             record = getattr(net, "record_row", None)
             if record is not None:
                 record(n)  # s_n's activations under this θ'
-            seg.next_action = algo.act(net(seg.next_obs), frames, rng)
+            rows = self._numpy_rows if getattr(type(net), "takes_numpy", False) else self._rows
+            seg.next_action = algo.act(net(rows[n]), frames, rng)
             if not over:
                 self.carried_action = seg.next_action  # the action actually taken next
         if over and rng is not None:
