@@ -13,7 +13,7 @@ The fast path removes both costs without changing what is computed:
   ``algo.act`` is unchanged. Its weights
   are zero-copy numpy views of the same flat buffers the module's parameters live in (θ', or the
   shared θ⁻), so syncing θ' ← θ needs nothing more.
-- The collector tells it which row of the segment a batch-1 call is for (:meth:`record_row`); it keeps
+- The collector asks it for the outputs of s_row, row ``row`` of the segment (:meth:`act_row`); it keeps
   that call's activations (the MLP in rows of buffers it keeps, the image torsos per call), and the
   learning pass reuses them for s_0 .. s_{n-1} (and s_n when acting already saw it under θ', SARSA's
   next action). Rows acting did not see are computed at learning time.
@@ -260,7 +260,6 @@ class FastNetwork:
             self.torso, self.value_torso = _torso(module.torso, grads), None
             self.heads = (_Linear(module.q, grads),)
         self._rows: dict[int, tuple[np.ndarray, _Cache]] = {}  # segment row -> (the state, its activations)
-        self._row: int | None = None
 
     @classmethod
     def of(cls, module, grads: bool = True) -> FastNetwork | None:
@@ -310,30 +309,29 @@ class FastNetwork:
     numpy_outputs = False
 
     def __call__(self, x: torch.Tensor | np.ndarray):
-        if type(x) is np.ndarray:
-            out = self._call(x)
-            if self.numpy_outputs:
-                return out
+        out = self.outputs(x if type(x) is np.ndarray else x.numpy())
+        return out if self.numpy_outputs and type(x) is np.ndarray else self._tensors(out)
+
+    def act_row(self, x: torch.Tensor | np.ndarray, row: int):
+        """The outputs for s_row (``x``, one state as a batch of one), as :meth:`__call__` gives them, with
+        its activations kept for the learning pass (:meth:`segment_forward`)."""
+        numpy_in = type(x) is np.ndarray
+        if not numpy_in:
+            x = x.numpy()
+        if self.fused:  # MLP torsos: kept in place, in row ``row`` of their buffers (_MLP.forward_row)
+            self._kept.add(row)
+            out = self.torso.forward_row(x, row)
+            if self.actor_critic:
+                out = out, self.value_torso.forward_row(x, row)[:, 0]
         else:
-            out = self._call(x.numpy())
+            out, cache = self.forward(x)
+            self._rows[row] = (x, cache)
+        return out if self.numpy_outputs and numpy_in else self._tensors(out)
+
+    def _tensors(self, out):
         if self.actor_critic:
             return torch.from_numpy(out[0]), torch.from_numpy(out[1])
         return torch.from_numpy(out)
-
-    def _call(self, x: np.ndarray):
-        """The outputs for ``x`` in numpy; a recorded row's activations are kept (:meth:`record_row`)."""
-        row, self._row = self._row, None
-        if self.fused:  # MLP torsos: a recorded row's activations are kept in place (_MLP.forward_row)
-            if row is None or len(x) != 1:
-                return self.outputs(x)
-            self._kept.add(row)
-            if not self.actor_critic:
-                return self.torso.forward_row(x, row)
-            return self.torso.forward_row(x, row), self.value_torso.forward_row(x, row)[:, 0]
-        out, cache = self.forward(x)
-        if row is not None and len(x) == 1:
-            self._rows[row] = (x, cache)
-        return out
 
     def __getattr__(self, name):  # anything else (parameters(), training, ...) is the module's
         return getattr(self.module, name)
@@ -342,13 +340,8 @@ class FastNetwork:
     def begin_segment(self) -> None:
         """θ' may have changed: forget the activations of the last segment."""
         self._rows.clear()
-        self._row = None
         if self.fused:
             self._kept.clear()
-
-    def record_row(self, row: int) -> None:
-        """The next call, if it is at batch size 1, is for row ``row`` of the segment (s_row)."""
-        self._row = row
 
     def kept_rows(self) -> set[int]:
         """The segment rows whose activations under this θ' are kept for the learning pass."""

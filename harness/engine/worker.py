@@ -356,6 +356,7 @@ class SegmentCollector:
         self._buf = self.buf.numpy()
         self._rows = [self.buf[i : i + 1] for i in range(t_max + 1)]
         self._numpy_rows = [self._buf[i : i + 1] for i in range(t_max + 1)]  # for networks that take numpy (engine.fast)
+        self._prefixes = [self.buf[:i] for i in range(t_max + 1)]  # s_0 .. s_{n-1}: a torch slice costs a µs
         self.ep_return, self.ep_len = 0.0, 0
         self.carried_action: int | None = None
         if algo.recurrent and algo.needs_next_action:
@@ -373,14 +374,14 @@ class SegmentCollector:
         algo = self.algo
         recurrent = algo.recurrent
         obs = self._begin(net)
-        record = getattr(net, "record_row", None)  # a fast network keeps acting's activations (engine.fast)
+        act_row = getattr(net, "act_row", None)  # a fast network keeps acting's activations (engine.fast)
         for n in range(self.t_max):
             self._buf[n] = obs
             if self.carried_action is None:
-                if record is not None:
-                    record(n)
                 if recurrent:
                     out, self.state = net(rows[n], self.state)
+                elif act_row is not None:
+                    out = act_row(rows[n], n)
                 else:
                     out = net(rows[n])  # s_n as a batch of one
                 a = algo.act(out, frames, rng)
@@ -435,7 +436,7 @@ class SegmentCollector:
         actions = np.array(self._actions, dtype=np.int64)
         rewards = np.array(self._rewards, dtype=np.float32)
         seg = Segment(
-            obs=self.buf[:n],
+            obs=self._prefixes[n],
             actions=torch.from_numpy(actions),  # a µs or two less than torch.tensor
             rewards=torch.from_numpy(rewards),
             next_obs=self._rows[n],
@@ -444,11 +445,11 @@ class SegmentCollector:
         )
         seg.arrays = SegmentArrays(self._buf[:n], actions, rewards, self._buf[: n + 1])  # views, no copies
         if algo.needs_next_action and not terminal:
-            record = getattr(net, "record_row", None)
-            if record is not None:
-                record(n)  # s_n's activations under this θ'
-            rows = self._numpy_rows if getattr(type(net), "takes_numpy", False) else self._rows
-            seg.next_action = algo.act(net(rows[n]), frames, rng)
+            act_row = getattr(net, "act_row", None)
+            if act_row is not None:  # s_n's activations under this θ' are kept
+                seg.next_action = algo.act(act_row(self._numpy_rows[n], n), frames, rng)
+            else:
+                seg.next_action = algo.act(net(self._rows[n]), frames, rng)
             if not over:
                 self.carried_action = seg.next_action  # the action actually taken next
         if over and rng is not None:
