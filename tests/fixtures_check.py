@@ -49,6 +49,16 @@ class TensorActions(A3C):
         return logits[0].argmax()
 
 
+class NumpyActionsClaimed(A3C):
+    """Says act takes numpy outputs (as A3C does), but its act calls a tensor method."""
+
+    name = "check_numpy_claimed"
+
+    def act(self, out, frames, rng):
+        logits, _ = out
+        return int(logits[0].argmax(dim=0))  # torch's keyword: numpy's argmax takes axis
+
+
 class IgnoresSeed(A3C):
     """Draws its actions from an unseeded generator instead of the rng it is given."""
 

@@ -55,6 +55,14 @@ def test_invalid_actions_fail_the_action_check(fixture, expected):
     assert report["async updates change θ"].status == "skip"
 
 
+def test_act_that_claims_numpy_outputs_but_cannot_read_them_fails_the_action_check():
+    report = check_algorithm(f"{FIX}:NumpyActionsClaimed", stages=("api",), **TINY)
+    row = report["actions valid (vector)"]
+    assert row.failed and "act_takes_numpy is set" in row.measured and "numpy outputs" in row.measured
+    assert "act_takes_numpy False" in row.fix
+    assert report["loss finite (vector)"].passed
+
+
 def test_non_scalar_loss_is_reported():
     report = check_algorithm(f"{FIX}:VectorLoss", stages=("api",), **TINY)
     row = report["loss finite (vector)"]

@@ -126,8 +126,8 @@ def test_activations_recorded_while_acting_give_the_same_gradient(method, env_id
         seg, _ = c_fast.collect(fnet, 0, rng_fast)
         seg_ref, _ = c_ref.collect(net, 0, rng_ref)
         if k == 0:
-            first = Segment(obs=seg.obs.clone(), actions=seg.actions, rewards=seg.rewards, next_obs=seg.next_obs,
-                            terminal=seg.terminal, next_action=seg.next_action)
+            first = Segment(obs=seg.obs.clone(), actions=seg.actions, rewards=seg.rewards, next_obs=seg.next_obs.clone(),
+                            terminal=seg.terminal, next_action=seg.next_action)  # its own copy of the states
         assert seg.actions.tolist() == seg_ref.actions.tolist(), f"segment {k}: the fast net acted otherwise"
         # every state acted on in this segment is reused: all of s_0 .. s_{n-1}, but for SARSA's s_0
         # when its action was chosen at the end of the last segment (under the θ' before this sync)
@@ -142,6 +142,86 @@ def test_activations_recorded_while_acting_give_the_same_gradient(method, env_id
     _assert_same(grad, _exact(algo, exact, first, 0.0), f"{method} on {env_id}, an earlier segment")
     env.close()
     env_ref.close()
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "MinAtar/Breakout-v1"])
+@pytest.mark.parametrize("method", METHODS)
+def test_act_chooses_alike_from_numpy_and_from_tensor_outputs(method, env_id):
+    """The built-in methods take their network's outputs as numpy on the fast path (act_takes_numpy):
+    from the same outputs and the same random draws they choose the same actions as from tensors,
+    exploring (ε = 1 at frame 0) and greedy (far past the annealing), and act_eval too."""
+    cfg, algo, env, net, grad, target_net, exact = _learner(method, env_id)
+    assert algo.act_takes_numpy
+    fnet, _ = fast_learner(algo, net, target_net)
+    assert fnet.numpy_outputs
+    obs_rng = np.random.default_rng(1)
+    space = env.observation_space
+    for k in range(60):
+        x = np.asarray(space.sample() if k % 2 else obs_rng.standard_normal(space.shape), dtype=np.float32)[None]
+        as_numpy, as_tensor = fnet(x), fnet(torch.from_numpy(x))
+        assert type(as_numpy if method != "a3c" else as_numpy[0]) is np.ndarray
+        assert type(as_tensor if method != "a3c" else as_tensor[0]) is torch.Tensor
+        for frames in (0, 10**9):
+            r1, r2 = np.random.default_rng(k), np.random.default_rng(k)
+            assert algo.act(as_numpy, frames, r1) == algo.act(as_tensor, frames, r2), f"state {k}, frames {frames}"
+            assert r1.random() == r2.random(), "both took the same number of draws"
+        r1, r2 = np.random.default_rng(k), np.random.default_rng(k)
+        assert algo.act_eval(as_numpy, r1) == algo.act_eval(as_tensor, r2)
+    env.close()
+
+
+def test_an_algorithm_that_does_not_take_numpy_gets_tensors_on_the_fast_path():
+    """A plug-in that opts into the fast path but not into numpy outputs (act_takes_numpy False, the
+    default) is handed tensors by the collector, as a module would give them."""
+    cfg, algo, env, net, grad, target_net, exact = _learner("one_step_q", "CartPole-v1")
+    seen = []
+
+    class TensorsOnly(type(algo)):
+        act_takes_numpy = False
+
+        def act(self, out, frames, rng):
+            seen.append(type(out))
+            return super().act(out, frames, rng)
+
+    plugin = TensorsOnly(algo.hp)
+    plugin.init_worker(0, np.random.default_rng(0))
+    fnet, ftarget = fast_learner(plugin, net, target_net)
+    assert isinstance(fnet, FastNetwork) and not fnet.numpy_outputs
+    rng = np.random.default_rng(0)
+    collector = SegmentCollector(env, plugin, 5, True, seed=0, rng=rng)
+    for _ in range(3):
+        seg, _ = collector.collect(fnet, 0, rng)
+        compute_gradient(plugin, fnet, ftarget, seg, grad, 0.0, "fast")
+    assert seen and set(seen) == {torch.Tensor}
+    env.close()
+
+
+@pytest.mark.parametrize("method", ["one_step_sarsa", "a3c"])
+def test_a_segments_arrays_are_its_tensors(method):
+    """``Segment.numpy()``: the collector's arrays view its buffer (s_0 .. s_n, actions, rewards) and hold
+    the values of the segment's tensors; a segment built by hand makes them from its tensors, and
+    ``dataclasses.replace`` never carries over the arrays of the segment it copies."""
+    import dataclasses
+
+    cfg, algo, env, net, grad, target_net, exact = _learner(method, "MinAtar/Breakout-v1")
+    fnet, _ = fast_learner(algo, net, target_net)
+    rng = np.random.default_rng(0)
+    collector = SegmentCollector(env, algo, int(cfg.hyperparameters.get("t_max", 5)), True, seed=0, rng=rng)
+    ended = 0
+    for _ in range(40):
+        seg, _ = collector.collect(fnet, 0, rng)
+        a = seg.numpy()
+        assert np.array_equal(a.states, torch.cat([seg.obs, seg.next_obs]).numpy())
+        assert np.array_equal(a.obs, seg.obs.numpy()) and np.shares_memory(a.obs, seg.obs.numpy())
+        assert np.array_equal(a.actions, seg.actions.numpy()) and np.array_equal(a.rewards, seg.rewards.numpy())
+        assert np.shares_memory(a.states, collector._buf)
+        ended += seg.terminal
+    assert ended, "no segment ended an episode: s_n at a game's end went untested"
+    copy_ = dataclasses.replace(seg, obs=seg.obs.clone() + 1, next_obs=seg.next_obs.clone())
+    assert copy_.arrays is None
+    assert np.array_equal(copy_.numpy().states, torch.cat([copy_.obs, copy_.next_obs]).numpy())
+    assert not np.shares_memory(copy_.numpy().states, collector._buf)
+    env.close()
 
 
 def test_the_fast_path_applies_to_the_built_in_networks_only():

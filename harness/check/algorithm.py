@@ -445,14 +445,52 @@ class _AlgorithmCheck:
         algo.init_worker(0, rng)
         states = random_obs(kind, rng, 40 if kind == "vector" else 10)
         seen, seen_eval = set(), set()
+        claims_numpy = bool(getattr(algo, "act_takes_numpy", False)) and not algo.recurrent
         with torch.no_grad():
-            for o in states:
-                out, _ = forward(algo, net, o.unsqueeze(0))
+            outs = [forward(algo, net, o.unsqueeze(0))[0] for o in states]
+            for out in outs:
                 for frames in (0, 100_000, 50_000_000):
                     seen.add(_valid_action(algo.act(out, frames, rng), n, f"act(out, frames={frames}, rng)"))
                 seen_eval.add(_valid_action(algo.act_eval(out, rng), n, "act_eval(out, rng)"))
-        return (f"{len(states)} random states, {n} actions: act chose {sorted(seen)}, act_eval {sorted(seen_eval)}",
-                {"act": sorted(seen), "act_eval": sorted(seen_eval)})
+            # numpy outputs are compared only where act is a function of its rng (the seed checks test that)
+            as_numpy = claims_numpy and self._acts_by_its_rng(algo, outs)
+            if as_numpy:
+                for k, out in enumerate(outs):
+                    for frames in (0, 100_000, 50_000_000):
+                        self._same_from_numpy(algo, out, frames, k)
+        numpy_text = "; from numpy outputs the same actions" if as_numpy else ""
+        return (f"{len(states)} random states, {n} actions: act chose {sorted(seen)}, act_eval {sorted(seen_eval)}"
+                f"{numpy_text}", {"act": sorted(seen), "act_eval": sorted(seen_eval), "act_takes_numpy": claims_numpy,
+                                  "numpy_outputs_compared": as_numpy})
+
+    @staticmethod
+    def _acts_by_its_rng(algo, outs) -> bool:
+        """Whether act chooses the same action from the same output and identically seeded rngs."""
+        for k, out in enumerate(outs[:10]):
+            for frames in (0, 50_000_000):
+                if len({algo.act(out, frames, np.random.default_rng(k)) for _ in range(3)}) > 1:
+                    return False
+        return True
+
+    @staticmethod
+    def _same_from_numpy(algo, out, frames: int, k: int) -> None:
+        """``act_takes_numpy``: act chooses from the outputs as numpy arrays what it chooses from the
+        tensors, with the same random draws (the fast path hands it numpy)."""
+        arrays = out.numpy() if isinstance(out, torch.Tensor) else type(out)(t.numpy() for t in out)
+        r1, r2 = np.random.default_rng(k), np.random.default_rng(k)
+        try:
+            a_np = algo.act(arrays, frames, r1)
+        except Exception as exc:  # noqa: BLE001 - reported as the check's failure
+            raise CheckFailure(f"act_takes_numpy is set, but act(out, frames={frames}, rng) raised "
+                               f"{type(exc).__name__}: {exc} on numpy outputs",
+                               "make act accept numpy arrays in the layout the network returns, or leave "
+                               "act_takes_numpy False") from None
+        a_t = algo.act(out, frames, r2)
+        if a_np != a_t or r1.random() != r2.random():
+            raise CheckFailure(f"act_takes_numpy is set, but act(out, frames={frames}, rng) chose {a_np} from numpy "
+                               f"outputs and {a_t} from the same tensors (or took other random draws)",
+                               "act must choose the same action from numpy arrays as from tensors, with the same "
+                               "draws, or leave act_takes_numpy False")
 
     def loss(self, kind: str):
         algo = self._algo(kind)
