@@ -19,7 +19,6 @@ move in between: both are equally asynchronous.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from algorithms.base import (
