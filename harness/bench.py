@@ -3,7 +3,8 @@
 Measured in one invocation, on the same machine and moment, per algorithm:
 
 (a) ``env_fps``: the environment alone, random actions, through the same preprocessing runs use;
-(b) ``act_fps``: environment plus the algorithm's forward pass and action choice per step;
+(b) ``act_fps``: environment plus the algorithm's forward pass and action choice per step, called as a
+    worker's collector calls them;
 (c) ``learn_ms``: one segment's gradient (the fast path's, or autograd's), clipping and shared-optimizer step;
     ``bound_fps`` = frames_per_step / (time per step of (b) + (c) / t_max): what one worker could do
     if the harness added nothing;
@@ -134,10 +135,15 @@ def measure_components(cfg: RunConfig, seconds: float) -> dict[str, float]:
     algo.init_worker(0, rng)
     state = {"obs": env.reset(seed=0), "net": None}
 
+    fast = net is not module
+
     def act_step():
-        with torch.no_grad():
-            out, state["net"] = forward(algo, net, torch.from_numpy(state["obs"]).unsqueeze(0), state["net"])
-            a = algo.act(out, 0, rng)
+        if fast:  # as a worker's collector calls it: a numpy row, its activations kept for learning
+            a = algo.act(net.act_row(state["obs"][None], 0), 0, rng)
+        else:
+            with torch.no_grad():
+                out, state["net"] = forward(algo, net, torch.from_numpy(state["obs"]).unsqueeze(0), state["net"])
+                a = algo.act(out, 0, rng)
         state["obs"], _, _, over, _ = env.step(a)
         if over:
             state["net"] = None  # a recurrent network starts the next episode from its initial state
