@@ -7,7 +7,7 @@ import json
 import pandas as pd
 from click.testing import CliRunner
 
-from harness.bench import BenchRow, compare
+from harness.bench import SCHEMA_VERSION, BenchRow, compare
 from harness.cli import cli
 
 ROW_KEYS = set(BenchRow.__dataclass_fields__)
@@ -19,7 +19,7 @@ def test_bench_cli_writes_json_and_csv(tmp_path):
                                    "--threads", "1", "--seconds", "0.5", "--out", str(out)])
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
-    assert data["schema_version"] == 1 and data["env"] == "CartPole-v1"
+    assert data["schema_version"] == 2 and data["env"] == "CartPole-v1"
     assert {"logical_cores", "physical_cores", "cpu_model"} <= set(data["host"])
     assert {"torch", "ale_py", "python"} <= set(data["versions"])
     assert [r["algorithm"] for r in data["rows"]] == ["a3c", "one_step_q"]
@@ -90,7 +90,7 @@ def _result(ratio, eff, sharing=None):
     row = {"algorithm": "a3c", "env": "Pong", "threads": 2, "train_over_bound": ratio, "efficiency": eff}
     if sharing is not None:
         row["sharing"] = sharing
-    return {"rows": [row]}
+    return {"schema_version": SCHEMA_VERSION, "rows": [row]}
 
 
 def test_regression_gate_catches_a_planted_regression():
@@ -123,13 +123,38 @@ def test_the_gate_sees_a_slower_per_step_path():
     assert compare(slower, _result(0.9, 0.95), 0.2) == []
 
 
+def test_a_version_1_baseline_gates_no_bound_of_a_fast_row():
+    """Version 1 measured a fast network's acting through the module's call, which a worker no longer
+    makes: the bounds of its fast rows (and of rows without ``gradient``, which stand for the default
+    path) are not compared; their efficiency is, and so is every ratio of a version-2 baseline and
+    of a version-1 autograd row."""
+    now = _result(0.6, 0.6)
+    now["rows"][0].update(gradient="fast", bound_share=0.45)
+    for gradient in ("fast", None):
+        base = _result(0.9, 0.95)
+        base.pop("schema_version")  # version 1 wrote schema_version 1; the oldest files, none
+        base["rows"][0]["bound_share"] = 0.30
+        if gradient:
+            base["rows"][0]["gradient"] = gradient
+        problems = compare(now, base, 0.2)
+        assert len(problems) == 1 and "efficiency" in problems[0], gradient
+        base["schema_version"] = 2
+        problems = compare(now, base, 0.2)
+        assert len(problems) == 2 and "train_over_bound" in problems[0] and "efficiency" in problems[1]
+    ref = {"schema_version": 1, "rows": [dict(now["rows"][0], gradient="autograd", train_over_bound=0.9, efficiency=0.6)]}
+    current = {"rows": [dict(now["rows"][0], gradient="autograd")]}
+    problems = compare(current, ref, 0.2)
+    assert len(problems) == 1 and "train_over_bound" in problems[0]
+
+
 def test_speed_gate_markdown_and_junit():
     import xml.etree.ElementTree as ET
 
     from harness.bench import compare_report
     from harness.ci_output import junit_xml
 
-    base = {"rows": _result(0.9, 0.95)["rows"] + [dict(_result(0.9, 0.95)["rows"][0], algorithm="one_step_q")]}
+    base = {"schema_version": SCHEMA_VERSION,
+            "rows": _result(0.9, 0.95)["rows"] + [dict(_result(0.9, 0.95)["rows"][0], algorithm="one_step_q")]}
     cur = {"rows": [dict(base["rows"][0], train_over_bound=0.4), base["rows"][1]]}
     text, cases = compare_report(cur, base, 0.2, "base.json")
     assert "FAILED (1 of 2 configurations pass)" in text and "0.900 → 0.400" in text
@@ -144,7 +169,8 @@ def test_regression_gate_exit_code(tmp_path, monkeypatch):
     import xml.etree.ElementTree as ET
 
     base = tmp_path / "base.json"
-    base.write_text(json.dumps({"rows": [{"algorithm": "a3c", "env": "CartPole-v1", "threads": 1,
+    base.write_text(json.dumps({"schema_version": SCHEMA_VERSION,
+                                "rows": [{"algorithm": "a3c", "env": "CartPole-v1", "threads": 1,
                                           "train_over_bound": 50.0, "efficiency": 1.0}]}))
     summary = tmp_path / "step-summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
@@ -210,11 +236,14 @@ def test_reference_adds_an_autograd_row_beside_each_fast_row(tmp_path):
     # the fast path) stands for the default path, as the gate always compared the default path
     fast, ref = rows
     slow_fast = dict(fast, bound_share=fast["bound_share"] / 2)
-    assert compare({"rows": [slow_fast]}, {"rows": [fast]}, 0.2)  # the fast path's regression is caught
-    assert not compare({"rows": [slow_fast]}, {"rows": [ref]}, 0.2)  # not held against autograd's row
+    def file(row):
+        return {"schema_version": SCHEMA_VERSION, "rows": [row]}
+
+    assert compare({"rows": [slow_fast]}, file(fast), 0.2)  # the fast path's regression is caught
+    assert not compare({"rows": [slow_fast]}, file(ref), 0.2)  # not held against autograd's row
     old = {k: v for k, v in fast.items() if k != "gradient"}
-    assert compare({"rows": [slow_fast]}, {"rows": [old]}, 0.2)
-    assert not compare({"rows": [dict(ref, bound_share=ref["bound_share"] / 2)]}, {"rows": [old]}, 0.2)
+    assert compare({"rows": [slow_fast]}, file(old), 0.2)
+    assert not compare({"rows": [dict(ref, bound_share=ref["bound_share"] / 2)]}, file(old), 0.2)
 
 
 def test_a_baseline_with_nothing_to_compare_fails_the_gate(tmp_path):
