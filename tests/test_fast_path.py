@@ -224,6 +224,34 @@ def test_a_segments_arrays_are_its_tensors(method):
     env.close()
 
 
+def test_the_bootstrap_row_is_backpropagated_when_its_gradient_is_not_zero():
+    """The image networks skip s_n's row in the backward pass where its gradient is zero (A3C's
+    bootstrap V(s_n)); a loss that does differentiate V(s_n) gets that row's gradient."""
+    from harness.engine.fast import fast_gradient
+
+    cfg, algo, env, net, grad, target_net, exact = _learner("a3c", "MinAtar/Breakout-v1")
+    fnet, _ = fast_learner(algo, net, None)
+    seg = next(s for s in _segments(algo, env, net, 5, 6, np.random.default_rng(0)) if not s.terminal)
+
+    class BootstrapGradient(type(algo)):
+        def loss_gradient(self, out, target, seg):
+            loss, (d_logits, d_values) = super().loss_gradient(out, target, seg)
+            d_values = d_values.copy()
+            d_values[-1] = 1.0  # as if the loss differentiated V(s_n)
+            return loss, (d_logits, d_values)
+
+    plugin = BootstrapGradient(algo.hp)
+    fast_gradient([(algo, seg)], fnet, None)
+    skipped = grad.clone()
+    fast_gradient([(plugin, seg)], fnet, None)
+    with_row = grad.clone()
+    out, cache = fnet.forward(seg.numpy().states)  # every row, s_n's included
+    fnet.backward(cache, plugin.loss_gradient(out, None, seg)[1])
+    assert torch.equal(with_row, grad)
+    assert not torch.equal(with_row, skipped)
+    env.close()
+
+
 def test_the_fast_path_applies_to_the_built_in_networks_only():
     """Recurrent methods, other networks and algorithms without loss_gradient take autograd."""
     from gymnasium import spaces

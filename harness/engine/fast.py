@@ -223,6 +223,10 @@ class _Cache:
     def __init__(self, parts: list):
         self.parts = parts  # [(cache, output) per torso]
 
+    def rows(self, k: int) -> _Cache:
+        """The activations of the first ``k`` states (views)."""
+        return _Cache([(tuple(c[:k] for c in cache), out[:k]) for cache, out in self.parts])
+
     @staticmethod
     def stack(rows: list[_Cache]) -> _Cache:
         """One batch from batch-1 caches, in order."""
@@ -474,6 +478,11 @@ def fast_gradient(pairs: list, fnet: FastNetwork, ftarget: FastNetwork | None) -
         algo, seg = pairs[0]
         out, cache = fnet.segment_forward(inputs[0])
         loss, d_out = algo.loss_gradient(out, target, seg)
+        n = len(seg)
+        # s_n's row (A3C's bootstrap) has a zero gradient: the image networks skip its backward pass (a
+        # sixth of Pong's); for the MLP the test and the slicing cost more than the row
+        if algo.loss_needs_next_output and not fnet.fused and not any(np.any(d[n:]) for d in _members(d_out)):
+            cache, d_out = cache.rows(n), _rows(d_out, 0, n)
         fnet.backward(cache, d_out)
         return loss
     out, cache = fnet.forward(np.concatenate(inputs))
@@ -491,6 +500,10 @@ def fast_gradient(pairs: list, fnet: FastNetwork, ftarget: FastNetwork | None) -
         d_out = np.concatenate(grads) * np.float32(scale)
     fnet.backward(cache, d_out)
     return loss
+
+
+def _members(out) -> tuple:
+    return out if isinstance(out, tuple) else (out,)
 
 
 def _rows(out, start: int, stop: int):
