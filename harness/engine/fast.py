@@ -8,10 +8,10 @@ that acting already did (θ' does not change within a segment, so the activation
 The fast path removes both costs without changing what is computed:
 
 - :class:`FastNetwork` stands in for a built-in network (``QNetwork`` or ``ActorCriticNetwork`` over
-  the MLP, MinAtar or Mnih 2013 torso). It is called like the module (or with the collector's numpy
-  rows, ``takes_numpy``) and answers with torch tensors (zero-copy views of numpy results), so
-  ``algo.act`` is unchanged. Its weights
-  are zero-copy numpy views of the same flat buffers the module's parameters live in (θ', or the
+  the MLP, MinAtar or Mnih 2013 torso). It is called like the module and answers with torch tensors
+  (zero-copy views of numpy results); the collector calls it with numpy rows (:meth:`act_row`), and
+  it answers those in numpy where the algorithm's ``act`` takes numpy (``Algorithm.act_takes_numpy``),
+  in tensors otherwise, so ``algo.act`` reads what it always read. Its weights are zero-copy numpy views of the same flat buffers the module's parameters live in (θ', or the
   shared θ⁻), so syncing θ' ← θ needs nothing more.
 - The collector asks it for the outputs of s_row, row ``row`` of the segment (:meth:`act_row`); it keeps
   that call's activations (the MLP in rows of buffers it keeps, the image torsos per call), and the
@@ -306,8 +306,6 @@ class FastNetwork:
             return self.torso.outputs(x), self.value_torso.outputs(x)[:, 0]
         return self.forward(x)[0]
 
-    #: the collector may call it with its numpy rows (``takes_numpy``): a tensor's ``.numpy()`` costs a µs a step
-    takes_numpy = True
     #: answer a numpy input with numpy outputs (set by :func:`fast_learner` for an algorithm whose ``act``
     #: takes them, ``Algorithm.act_takes_numpy``); tensors otherwise, as the module answers
     numpy_outputs = False
@@ -316,12 +314,10 @@ class FastNetwork:
         out = self.outputs(x if type(x) is np.ndarray else x.numpy())
         return out if self.numpy_outputs and type(x) is np.ndarray else self._tensors(out)
 
-    def act_row(self, x: torch.Tensor | np.ndarray, row: int):
-        """The outputs for s_row (``x``, one state as a batch of one), as :meth:`__call__` gives them, with
-        its activations kept for the learning pass (:meth:`segment_forward`)."""
-        numpy_in = type(x) is np.ndarray
-        if not numpy_in:
-            x = x.numpy()
+    def act_row(self, x: np.ndarray, row: int):
+        """The outputs for s_row (``x``, one state as a numpy batch of one, a row of the collector's buffer:
+        a tensor's ``.numpy()`` costs a µs a step), as :meth:`__call__` gives them, with its activations
+        kept for the learning pass (:meth:`segment_forward`)."""
         if self.fused:  # MLP torsos: kept in place, in row ``row`` of their buffers (_MLP.forward_row)
             self._kept.add(row)
             out = self.torso.forward_row(x, row)
@@ -330,7 +326,7 @@ class FastNetwork:
         else:
             out, cache = self.forward(x)
             self._rows[row] = (x, cache)
-        return out if self.numpy_outputs and numpy_in else self._tensors(out)
+        return out if self.numpy_outputs else self._tensors(out)
 
     def _tensors(self, out):
         if self.actor_critic:

@@ -365,16 +365,15 @@ class SegmentCollector:
 
     def collect(self, net, frames: int, rng) -> tuple[Segment, list[tuple[float, int]]]:
         """One segment and the (raw return, length) of every episode that ended in it."""
-        if getattr(type(net), "takes_numpy", False):  # a fast network (engine.fast): no autograd to turn off
-            return self._collect(net, frames, rng, self._numpy_rows)
+        if _is_fast(net):  # numpy rows, acting's activations kept (engine.fast); no autograd to turn off
+            return self._collect(net, frames, rng, self._numpy_rows, net.act_row)
         with torch.no_grad():  # acting builds no graph (entered once a segment: it costs microseconds)
-            return self._collect(net, frames, rng, self._rows)
+            return self._collect(net, frames, rng, self._rows, None)
 
-    def _collect(self, net, frames: int, rng, rows) -> tuple[Segment, list[tuple[float, int]]]:
+    def _collect(self, net, frames: int, rng, rows, act_row) -> tuple[Segment, list[tuple[float, int]]]:
         algo = self.algo
         recurrent = algo.recurrent
         obs = self._begin(net)
-        act_row = getattr(net, "act_row", None)  # a fast network keeps acting's activations (engine.fast)
         for n in range(self.t_max):
             self._buf[n] = obs
             if self.carried_action is None:
@@ -445,9 +444,8 @@ class SegmentCollector:
         )
         seg.arrays = SegmentArrays(self._buf[:n], actions, rewards, self._buf[: n + 1])  # views, no copies
         if algo.needs_next_action and not terminal:
-            act_row = getattr(net, "act_row", None)
-            if act_row is not None:  # s_n's activations under this θ' are kept
-                seg.next_action = algo.act(act_row(self._numpy_rows[n], n), frames, rng)
+            if _is_fast(net):  # s_n's activations under this θ' are kept
+                seg.next_action = algo.act(net.act_row(self._numpy_rows[n], n), frames, rng)
             else:
                 seg.next_action = algo.act(net(self._rows[n]), frames, rng)
             if not over:
@@ -455,6 +453,11 @@ class SegmentCollector:
         if over and rng is not None:
             algo.start_episode(rng)  # after s_n's action was chosen under the ended episode's exploration
         return seg, self._finished
+
+
+def _is_fast(net) -> bool:
+    """A fast network (``engine.fast``), asked of its class: a module's ``__getattr__`` raises, at µs a call."""
+    return getattr(type(net), "act_row", None) is not None
 
 
 def output_rows(out, start: int, stop: int):
